@@ -1,0 +1,1 @@
+//! verity-hub (being built).

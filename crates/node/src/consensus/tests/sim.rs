@@ -1,0 +1,197 @@
+//! Four validators on the deterministic runtime and the simulated p2p
+//! network: all finalize the same chain; a validator that is stopped and
+//! restarted resumes from its storage and catches up by backfill.
+
+use super::{assert_same_chain, TestApp};
+use crate::consensus::{
+    consensus_namespace,
+    engine::{start_engine, Channels, EngineConfig},
+    dev_genesis, ConsensusHandle, NetworkIdentity, PublicKey, Timeouts, ValidatorKeys,
+    DEFAULT_MAX_BODY_BYTES,
+};
+use commonware_consensus::marshal;
+use commonware_p2p::{
+    simulated::{self, Link, Network, Oracle},
+    Manager,
+};
+use commonware_parallel::Sequential;
+use commonware_runtime::{
+    deterministic::{self, Runner},
+    Clock, Handle, Metrics, Runner as _,
+};
+use commonware_utils::{ordered::Set, NZU32};
+use governor::Quota;
+use std::time::Duration;
+
+const CHAIN: &str = "verity-sim";
+const QUOTA: Quota = Quota::per_second(NZU32!(u32::MAX));
+
+type Ctx = deterministic::Context;
+
+/// Registers the five channels of `key` and starts its engine.
+async fn start_validator(
+    context: &Ctx,
+    oracle: &mut Oracle<PublicKey, Ctx>,
+    keys: &ValidatorKeys,
+    network: &NetworkIdentity,
+    app: TestApp,
+    index: usize,
+) -> (ConsensusHandle, Handle<()>) {
+    let me = keys.public_key();
+    let control = oracle.control(me.clone());
+    let votes = control.register(0, QUOTA).await.expect("register");
+    let certificates = control.register(1, QUOTA).await.expect("register");
+    let resolver = control.register(2, QUOTA).await.expect("register");
+    let broadcast = control.register(3, QUOTA).await.expect("register");
+    let backfill = control.register(4, QUOTA).await.expect("register");
+    let uid = format!("validator_{index}");
+    let context = context.with_label(&uid);
+    let marshal = marshal::resolver::p2p::init(
+        &context.with_label("backfill"),
+        marshal::resolver::p2p::Config {
+            public_key: me.clone(),
+            peer_provider: oracle.manager(),
+            blocker: control.clone(),
+            mailbox_size: 1024,
+            initial: Duration::from_millis(500),
+            timeout: Duration::from_secs(2),
+            fetch_retry_timeout: Duration::from_millis(100),
+            priority_requests: false,
+            priority_responses: false,
+        },
+        backfill,
+    );
+    let cfg = EngineConfig {
+        blocker: control,
+        provider: oracle.manager(),
+        partition_prefix: uid,
+        keys: keys.clone(),
+        network: network.clone(),
+        namespace: consensus_namespace(CHAIN),
+        timeouts: Timeouts::devnet(),
+        max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+        mailbox_size: 1024,
+        deque_size: 10,
+        freezer_table_initial_size: 2u32.pow(12),
+        strategy: Sequential,
+    };
+    let channels = Channels {
+        votes,
+        certificates,
+        resolver,
+        broadcast,
+        marshal,
+    };
+    start_engine(context.with_label("engine"), cfg, app, channels)
+        .await
+        .expect("engine starts")
+}
+
+async fn wait_for(context: &Ctx, apps: &[&TestApp], height: u64) {
+    while apps.iter().any(|a| a.height() < height) {
+        context.sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Runs the scenario and returns every validator's delivered digests.
+fn scenario(seed: u64) -> Vec<Vec<[u8; 32]>> {
+    let cfg = deterministic::Config::default()
+        .with_seed(seed)
+        .with_timeout(Some(Duration::from_secs(600)));
+    Runner::new(cfg).start(|context| async move {
+        let (network, mut oracle) = Network::new(
+            context.with_label("network"),
+            simulated::Config {
+                max_size: 1024 * 1024,
+                disconnect_on_block: true,
+                tracked_peer_sets: Some(1),
+            },
+        );
+        network.start();
+
+        let (keys, identity) = dev_genesis(4, seed);
+        let participants: Vec<PublicKey> = identity.participants().to_vec();
+        oracle
+            .manager()
+            .track(0, Set::from_iter_dedup(participants.clone()))
+            .await;
+        let link = Link {
+            latency: Duration::from_millis(10),
+            jitter: Duration::from_millis(3),
+            success_rate: 1.0,
+        };
+        for a in &participants {
+            for b in &participants {
+                if a != b {
+                    oracle
+                        .add_link(a.clone(), b.clone(), link.clone())
+                        .await
+                        .expect("link");
+                }
+            }
+        }
+
+        let apps: Vec<TestApp> = (0..4).map(|_| TestApp::default()).collect();
+        let mut tasks = Vec::new();
+        let mut handles = Vec::new();
+        for (i, k) in keys.iter().enumerate() {
+            let (handle, task) =
+                start_validator(&context, &mut oracle, k, &identity, apps[i].clone(), i).await;
+            handles.push(handle);
+            tasks.push(task);
+        }
+
+        // Everyone finalizes.
+        wait_for(&context, &apps.iter().collect::<Vec<_>>(), 10).await;
+        let (latest, _) = handles[1].latest_finalized().await.expect("latest");
+        assert!(latest >= 10);
+        let block = handles[1].finalized_block(5).await.expect("block 5");
+        assert_eq!(block.header.height, 5);
+        let certified = handles[1]
+            .certified_block_at_or_after(5, 100)
+            .await
+            .expect("a certified block");
+        assert!(certified.header.height >= 5);
+        let cert = certified.finalization.expect("certificate");
+        crate::consensus::verify_finalization(
+            &identity.identity_bytes(),
+            CHAIN,
+            &cert,
+            &certified.header.digest().0,
+        )
+        .expect("certificate verifies");
+
+        // Stop validator 0; the other three keep finalizing.
+        let stopped_at = apps[0].height();
+        tasks.remove(0).abort();
+        let others: Vec<&TestApp> = apps[1..].iter().collect();
+        let before = others.iter().map(|a| a.height()).max().unwrap_or(0);
+        wait_for(&context, &others, before + 10).await;
+        assert!(apps[0].height() <= stopped_at + 1, "stopped validator kept going");
+
+        // Restart it from its storage: it resumes and catches up.
+        let (handle0, _task0) =
+            start_validator(&context, &mut oracle, &keys[0], &identity, apps[0].clone(), 0).await;
+        let (resumed, _) = handle0.latest_finalized().await.expect("state survived");
+        assert!(resumed >= 1);
+        let target = others.iter().map(|a| a.height()).max().unwrap_or(0) + 3;
+        wait_for(&context, &apps.iter().collect::<Vec<_>>(), target).await;
+
+        let delivered: Vec<_> = apps.iter().map(|a| a.delivered()).collect();
+        assert_same_chain(&delivered, &identity.identity_bytes(), CHAIN);
+        delivered
+            .iter()
+            .map(|d| d.iter().map(|x| x.digest.0).collect())
+            .collect()
+    })
+}
+
+#[test]
+fn four_validators_finalize_restart_and_catch_up() {
+    let first = scenario(1);
+    for chain in &first {
+        assert!(chain.len() >= 20);
+    }
+    // The deterministic runtime replays the same execution.
+    assert_eq!(first, scenario(1));
+}

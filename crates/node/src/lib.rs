@@ -1,0 +1,3 @@
+//! verity-node (being built).
+
+pub mod consensus;
