@@ -1,1 +1,22 @@
-//! verity-ledger (being built).
+//! The deterministic ledger state machine: accounts, fees, models, inference
+//! requests, results and receipts, with a Merkle root over the state after
+//! every block, persisted in redb.
+//!
+//! It executes only finalized blocks, in height order, each in one atomic
+//! redb transaction, so a crash at any moment leaves the last committed
+//! height intact. It must not spawn tasks, read clocks (time comes from
+//! block headers), or know about consensus, networking or model execution.
+
+mod apply;
+mod error;
+mod genesis;
+mod query;
+mod records;
+mod store;
+
+pub use apply::BlockOutcome;
+pub use error::{LedgerError, TxError};
+pub use genesis::{Genesis, Params};
+pub use query::ReceiptProof;
+pub use records::{Account, RequestRecord, RequestStatus, TxOutcome};
+pub use store::Ledger;

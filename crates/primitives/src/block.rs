@@ -3,7 +3,7 @@
 //! finalization certificate (which signs the digest) to the state root the
 //! header claims.
 
-use crate::{codec::Canonical, codec::sha256, SignedTx, B256};
+use crate::{codec::sha256, codec::Canonical, SignedTx, B256};
 use borsh::{BorshDeserialize, BorshSerialize};
 use serde::{Deserialize, Serialize};
 
@@ -11,7 +11,16 @@ use serde::{Deserialize, Serialize};
 /// Blocks carry the latest claim their proposer has executed (lagging the
 /// block itself), so execution only ever happens on finalized blocks.
 #[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize,
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    BorshSerialize,
+    BorshDeserialize,
+    Serialize,
+    Deserialize,
 )]
 pub struct StateClaim {
     pub height: u64,

@@ -12,15 +12,18 @@ const SHA2_256: u8 = 0x12;
 const DIGEST_LEN: u8 = 0x20;
 
 /// The content id of a model file: CIDv1(raw, sha2-256(bytes)).
-#[derive(
-    Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, BorshSerialize, BorshDeserialize,
-)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, BorshSerialize, BorshDeserialize)]
 pub struct ModelId([u8; 32]);
 
 impl ModelId {
     /// The id of `bytes`.
     pub fn of_bytes(bytes: &[u8]) -> Self {
         Self(sha256(bytes))
+    }
+
+    /// The id naming a known sha2-256 digest.
+    pub fn of_digest(digest: [u8; 32]) -> Self {
+        Self(digest)
     }
 
     /// The sha2-256 digest this id names.
@@ -71,7 +74,9 @@ impl FromStr for ModelId {
             [CID_V1, RAW_CODEC, SHA2_256, DIGEST_LEN, digest @ ..] if digest.len() == 32 => {
                 Ok(Self(digest.try_into().expect("len checked")))
             }
-            _ => Err(bad("expected CIDv1 with raw codec and a sha2-256 multihash")),
+            _ => Err(bad(
+                "expected CIDv1 with raw codec and a sha2-256 multihash",
+            )),
         }
     }
 }

@@ -135,3 +135,7 @@ impl ModelManifest {
         Ok(())
     }
 }
+
+impl crate::codec::Canonical for ModelManifest {
+    const WHAT: &'static str = "model manifest";
+}

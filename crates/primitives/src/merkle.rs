@@ -76,7 +76,13 @@ pub fn root(leaves: &[B256]) -> B256 {
 fn next_level(level: &[B256]) -> Vec<B256> {
     level
         .chunks(2)
-        .map(|c| if c.len() == 2 { node_hash(&c[0], &c[1]) } else { c[0] })
+        .map(|c| {
+            if c.len() == 2 {
+                node_hash(&c[0], &c[1])
+            } else {
+                c[0]
+            }
+        })
         .collect()
 }
 

@@ -136,7 +136,10 @@ impl TensorData {
     /// Inverse of [`TensorData::to_le_bytes`].
     pub fn from_le_bytes(dtype: DType, b: &[u8]) -> Result<Self, String> {
         if b.len() % dtype.size() != 0 {
-            return Err(format!("{} bytes is not a whole number of {dtype}", b.len()));
+            return Err(format!(
+                "{} bytes is not a whole number of {dtype}",
+                b.len()
+            ));
         }
         fn chunks<const N: usize, T>(b: &[u8], f: impl Fn([u8; N]) -> T) -> Vec<T> {
             b.chunks_exact(N)
@@ -251,9 +254,7 @@ impl Tensor {
                     .ok_or_else(|| mal("`shape` must hold non-negative integers"))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let data = obj
-            .get("data")
-            .ok_or_else(|| mal("missing field `data`"))?;
+        let data = obj.get("data").ok_or_else(|| mal("missing field `data`"))?;
         // A scalar may be written as a bare number.
         let items: Vec<&Value> = match data {
             Value::Array(a) => a.iter().collect(),
@@ -518,7 +519,10 @@ mod tests {
     fn errors_name_the_problem() {
         let e = Tensors::from_json_str(r#"{"a": {"shape": [3], "dtype": "float32", "data": [1]}}"#)
             .unwrap_err();
-        assert!(e.to_string().contains("holds 3 values but data has 1"), "{e}");
+        assert!(
+            e.to_string().contains("holds 3 values but data has 1"),
+            "{e}"
+        );
         let e = Tensors::from_json_str(r#"{"a": {"shape": [1], "dtype": "complex", "data": [1]}}"#)
             .unwrap_err();
         assert!(e.to_string().contains("unsupported dtype `complex`"), "{e}");
@@ -531,7 +535,12 @@ mod tests {
 
     #[test]
     fn non_finite_floats_survive_json() {
-        let t = Tensor::new("x", vec![3], TensorData::F32(vec![f32::NAN, f32::INFINITY, -1.0])).unwrap();
+        let t = Tensor::new(
+            "x",
+            vec![3],
+            TensorData::F32(vec![f32::NAN, f32::INFINITY, -1.0]),
+        )
+        .unwrap();
         let back = Tensor::from_json("x", &t.to_json()).unwrap();
         assert_eq!(t.to_json(), back.to_json());
     }

@@ -12,7 +12,16 @@ use serde::{Deserialize, Serialize};
 
 /// How an inference result is checked (DESIGN §3).
 #[derive(
-    Clone, Copy, Debug, PartialEq, Eq, Hash, BorshSerialize, BorshDeserialize, Serialize, Deserialize,
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    BorshSerialize,
+    BorshDeserialize,
+    Serialize,
+    Deserialize,
 )]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
@@ -38,10 +47,16 @@ impl Mode {
 impl std::str::FromStr for Mode {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        [Mode::Vanilla, Mode::Exact, Mode::Quorum, Mode::Zk, Mode::Tee]
-            .into_iter()
-            .find(|m| m.name() == s.to_ascii_lowercase())
-            .ok_or_else(|| format!("unknown mode `{s}` (vanilla, exact, quorum, zk, tee)"))
+        [
+            Mode::Vanilla,
+            Mode::Exact,
+            Mode::Quorum,
+            Mode::Zk,
+            Mode::Tee,
+        ]
+        .into_iter()
+        .find(|m| m.name() == s.to_ascii_lowercase())
+        .ok_or_else(|| format!("unknown mode `{s}` (vanilla, exact, quorum, zk, tee)"))
     }
 }
 
@@ -60,7 +75,10 @@ pub struct InferenceRequest {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Evidence {
     /// `vanilla`: the executor's signature over [`result_digest`].
-    ExecutorSignature { executor: Address, signature: Signature },
+    ExecutorSignature {
+        executor: Address,
+        signature: Signature,
+    },
 }
 
 /// The digest an executor signs: (request id, output hash).
@@ -83,8 +101,17 @@ pub struct InferenceResult {
 #[derive(Clone, Debug, PartialEq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum TxBody {
-    Transfer { to: Address, amount: Amount },
-    Publish { manifest: ModelManifest },
+    Transfer {
+        to: Address,
+        amount: Amount,
+    },
+    /// Publishes a model; the ONNX bytes travel with the transaction so that
+    /// every node's Hub stores them when the block is final.
+    Publish {
+        manifest: ModelManifest,
+        #[serde(with = "crate::merkle::hex_bytes")]
+        onnx: Vec<u8>,
+    },
     Infer(InferenceRequest),
     Result(InferenceResult),
 }
@@ -122,7 +149,10 @@ impl Tx {
 
     pub fn sign(self, key: &PrivateKey) -> SignedTx {
         let signature = key.sign(&self.id());
-        SignedTx { tx: self, signature }
+        SignedTx {
+            tx: self,
+            signature,
+        }
     }
 }
 
@@ -213,6 +243,9 @@ mod tests {
         assert!(SignedTx::decode(&enc).is_err());
         enc.pop();
         enc[0] = 2;
-        assert!(matches!(SignedTx::decode(&enc), Err(Error::Version { found: 2, .. })));
+        assert!(matches!(
+            SignedTx::decode(&enc),
+            Err(Error::Version { found: 2, .. })
+        ));
     }
 }

@@ -1,0 +1,637 @@
+//! Block execution: every transaction is fully checked before it writes, so
+//! a failing transaction leaves no trace but its recorded outcome.
+
+use crate::{
+    records::{Account, RequestRecord, RequestStatus, TxOutcome},
+    store::{
+        compute_root, read_height, write_height, INPUTS, META, OPEN, OUTPUTS, PROOFS, ROOTS, STATE,
+        TXS,
+    },
+    Genesis, Ledger, LedgerError, Params, TxError,
+};
+use borsh::BorshSerialize;
+use redb::{ReadableTable, WriteTransaction};
+use verity_primitives::{
+    codec::{keccak, Canonical},
+    merkle,
+    tx::result_digest,
+    Address, Amount, Evidence, InferenceRequest, InferenceResult, Mode, ModelId, ModelManifest,
+    Receipt, SignedTx, Tensors, TxBody, B256,
+};
+
+/// What executing a block did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BlockOutcome {
+    pub height: u64,
+    pub root: B256,
+    pub applied: usize,
+    pub failed: usize,
+    /// Receipts created by this block.
+    pub receipts: Vec<B256>,
+    /// Whether the block had already been executed (re-delivery).
+    pub already_applied: bool,
+}
+
+pub(crate) fn key(prefix: &str, id: &[u8]) -> Vec<u8> {
+    let mut k = prefix.as_bytes().to_vec();
+    k.extend_from_slice(id);
+    k
+}
+
+pub(crate) fn account_key(a: &Address) -> Vec<u8> {
+    key("acct/", a.as_slice())
+}
+pub(crate) fn model_key(id: &ModelId) -> Vec<u8> {
+    key("model/", id.digest())
+}
+pub(crate) fn name_key(name: &str, version: Option<&str>) -> Vec<u8> {
+    match version {
+        Some(v) => key("name/", format!("{name}@{v}").as_bytes()),
+        None => key("latest/", name.as_bytes()),
+    }
+}
+pub(crate) fn request_key(id: &B256) -> Vec<u8> {
+    key("req/", id.as_slice())
+}
+pub(crate) const EXECUTORS_KEY: &[u8] = b"executors";
+
+/// Reads and writes state entries inside one write transaction.
+pub(crate) struct Exec<'a> {
+    pub w: &'a WriteTransaction,
+    pub height: u64,
+    pub params: &'a Params,
+    pub chain_id: u64,
+}
+
+impl Exec<'_> {
+    fn get<T: Canonical>(&self, k: &[u8]) -> Result<Option<T>, LedgerError> {
+        let t = self.w.open_table(STATE)?;
+        let v = t.get(k)?;
+        v.map(|v| T::decode(v.value()).map_err(|e| LedgerError::Corrupt(e.to_string())))
+            .transpose()
+    }
+
+    fn put<T: Canonical>(&self, k: &[u8], v: &T) -> Result<(), LedgerError> {
+        self.w.open_table(STATE)?.insert(k, v.encode().as_slice())?;
+        Ok(())
+    }
+
+    fn account(&self, a: &Address) -> Result<Account, LedgerError> {
+        Ok(self.get(&account_key(a))?.unwrap_or_default())
+    }
+
+    fn credit(&self, a: &Address, amount: Amount) -> Result<(), LedgerError> {
+        let mut acct = self.account(a)?;
+        acct.balance = acct.balance.saturating_add(amount);
+        self.put(&account_key(a), &acct)
+    }
+
+    /// Checks then applies one transaction.
+    fn apply_tx(&self, stx: &SignedTx) -> Result<Option<B256>, Failure> {
+        check_static(stx, self.chain_id)?;
+        let tx = &stx.tx;
+        let mut acct = self.account(&tx.from)?;
+        if tx.nonce < acct.nonce {
+            return Err(TxError::NonceReused {
+                expected: acct.nonce,
+                got: tx.nonce,
+            }
+            .into());
+        }
+        if tx.nonce > acct.nonce {
+            return Err(TxError::NonceGap {
+                expected: acct.nonce,
+                got: tx.nonce,
+            }
+            .into());
+        }
+        let need = |extra: Amount| -> Result<(), Failure> {
+            let need = self.params.tx_fee.saturating_add(extra);
+            if acct.balance < need {
+                return Err(TxError::InsufficientBalance {
+                    need,
+                    have: acct.balance,
+                }
+                .into());
+            }
+            Ok(())
+        };
+        acct.nonce += 1;
+        match &tx.body {
+            TxBody::Transfer { to, amount } => {
+                need(*amount)?;
+                acct.balance -= self.params.tx_fee + amount;
+                self.put(&account_key(&tx.from), &acct)?;
+                self.credit(to, *amount)?;
+                Ok(None)
+            }
+            TxBody::Publish { manifest, onnx } => {
+                check_publish(self.params, &tx.from, manifest, onnx)?;
+                if self
+                    .get::<ModelManifest>(&model_key(&manifest.model_id))?
+                    .is_some()
+                {
+                    return Err(TxError::ModelExists(manifest.model_id.to_string()).into());
+                }
+                let nk = name_key(&manifest.name, Some(&manifest.version));
+                if self.w.open_table(STATE)?.get(nk.as_slice())?.is_some() {
+                    return Err(TxError::NameTaken(format!(
+                        "{}@{}",
+                        manifest.name, manifest.version
+                    ))
+                    .into());
+                }
+                need(0)?;
+                acct.balance -= self.params.tx_fee;
+                self.put(&account_key(&tx.from), &acct)?;
+                self.publish(manifest)?;
+                Ok(None)
+            }
+            TxBody::Infer(req) => {
+                let manifest = self
+                    .get::<ModelManifest>(&model_key(&req.model))?
+                    .ok_or_else(|| TxError::UnknownModel(req.model.to_string()))?;
+                check_request(self.params, &manifest, req)?;
+                need(req.max_fee)?;
+                acct.balance -= self.params.tx_fee + req.max_fee;
+                self.put(&account_key(&tx.from), &acct)?;
+                let id = stx.id();
+                let record = RequestRecord {
+                    requester: tx.from,
+                    model: req.model,
+                    mode: req.mode,
+                    input_hash: req.input.hash(),
+                    max_fee: req.max_fee,
+                    height: self.height,
+                    status: RequestStatus::Pending,
+                };
+                self.put(&request_key(&id), &record)?;
+                self.w
+                    .open_table(INPUTS)?
+                    .insert(id.as_slice(), encode_tensors(&req.input).as_slice())?;
+                self.w
+                    .open_table(OPEN)?
+                    .insert(id.as_slice(), self.height)?;
+                Ok(None)
+            }
+            TxBody::Result(res) => {
+                let receipt = self.settle(&tx.from, res)?;
+                self.put(
+                    &account_key(&tx.from),
+                    &Account {
+                        nonce: acct.nonce,
+                        ..self.account(&tx.from)?
+                    },
+                )?;
+                Ok(Some(receipt))
+            }
+        }
+    }
+
+    pub(crate) fn publish(&self, manifest: &ModelManifest) -> Result<(), LedgerError> {
+        self.put(&model_key(&manifest.model_id), manifest)?;
+        let mut t = self.w.open_table(STATE)?;
+        let id = manifest.model_id.to_cid_bytes();
+        t.insert(
+            name_key(&manifest.name, Some(&manifest.version)).as_slice(),
+            id.as_slice(),
+        )?;
+        t.insert(name_key(&manifest.name, None).as_slice(), id.as_slice())?;
+        Ok(())
+    }
+
+    fn settle(&self, executor: &Address, res: &InferenceResult) -> Result<B256, Failure> {
+        let rid = res.request_id;
+        let unknown = || TxError::UnknownRequest(format!("{rid:#x}"));
+        let mut record: RequestRecord = self.get(&request_key(&rid))?.ok_or_else(unknown)?;
+        match &record.status {
+            RequestStatus::Assigned { executor: e, .. } if e == executor => {}
+            RequestStatus::Assigned { executor: e, .. } => {
+                return Err(TxError::InvalidResult(format!(
+                    "request is assigned to {e}, not {executor}"
+                ))
+                .into())
+            }
+            other => {
+                return Err(TxError::InvalidResult(format!(
+                    "request is not awaiting a result ({other:?})"
+                ))
+                .into())
+            }
+        }
+        let manifest: ModelManifest = self
+            .get(&model_key(&record.model))?
+            .ok_or_else(|| LedgerError::Corrupt("request for a missing model".into()))?;
+        let output_hash = res.output.hash();
+        let Evidence::ExecutorSignature {
+            executor: signer,
+            signature,
+        } = &res.evidence;
+        if signer != executor {
+            return Err(TxError::InvalidResult("evidence names another executor".into()).into());
+        }
+        let recovered = signature
+            .recover(&result_digest(&rid, &output_hash))
+            .map_err(|e| TxError::InvalidResult(format!("evidence signature: {e}")))?;
+        if recovered != *executor {
+            return Err(
+                TxError::InvalidResult("evidence signature is not the executor's".into()).into(),
+            );
+        }
+        check_outputs(self.params, &manifest, &res.output)?;
+        let fee = manifest.price.min(record.max_fee);
+        let receipt = Receipt {
+            chain_id: self.chain_id,
+            request_id: rid,
+            model: record.model,
+            mode: record.mode,
+            requester: record.requester,
+            input_hash: record.input_hash,
+            output_hash,
+            evidence: res.evidence.clone(),
+            fee,
+            request_height: record.height,
+            settled_height: self.height,
+        };
+        let receipt_id = receipt.id();
+        self.credit(executor, fee)?;
+        self.credit(&record.requester, record.max_fee - fee)?;
+        record.status = RequestStatus::Settled { receipt_id };
+        self.put(&request_key(&rid), &record)?;
+        self.put(&Receipt::state_key(&receipt_id), &receipt)?;
+        self.w.open_table(OPEN)?.remove(rid.as_slice())?;
+        self.w
+            .open_table(OUTPUTS)?
+            .insert(rid.as_slice(), encode_tensors(&res.output).as_slice())?;
+        Ok(receipt_id)
+    }
+
+    /// Draws executors for requests ordered before this block, and expires
+    /// overdue ones.
+    fn assign_and_expire(&self, randomness: &B256) -> Result<(), LedgerError> {
+        let executors: Vec<Address> = self
+            .get::<Executors>(EXECUTORS_KEY)?
+            .map(|e| e.0)
+            .unwrap_or_default();
+        let open: Vec<(B256, u64)> = {
+            let t = self.w.open_table(OPEN)?;
+            let mut v = Vec::new();
+            for item in t.iter()? {
+                let (k, h) = item?;
+                v.push((B256::from_slice(k.value()), h.value()));
+            }
+            v
+        };
+        for (id, at) in open {
+            let mut rec: RequestRecord = self
+                .get(&request_key(&id))?
+                .ok_or_else(|| LedgerError::Corrupt("open request without record".into()))?;
+            match rec.status {
+                RequestStatus::Pending if at < self.height => {
+                    if executors.is_empty() {
+                        continue;
+                    }
+                    let mut seed = randomness.to_vec();
+                    seed.extend_from_slice(id.as_slice());
+                    let draw = u64::from_le_bytes(keccak(&seed)[..8].try_into().expect("8 bytes"));
+                    let executor = executors[(draw % executors.len() as u64) as usize];
+                    rec.status = RequestStatus::Assigned {
+                        executor,
+                        deadline: self.height + self.params.request_timeout,
+                    };
+                    self.put(&request_key(&id), &rec)?;
+                }
+                RequestStatus::Assigned { deadline, .. } if deadline < self.height => {
+                    self.credit(&rec.requester, rec.max_fee)?;
+                    rec.status = RequestStatus::Failed {
+                        reason: format!("no result by height {deadline}; escrow refunded"),
+                    };
+                    self.put(&request_key(&id), &rec)?;
+                    self.w.open_table(OPEN)?.remove(id.as_slice())?;
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Genesis executor list.
+#[derive(Clone, Debug, PartialEq, Eq, borsh::BorshSerialize, borsh::BorshDeserialize)]
+pub(crate) struct Executors(pub Vec<Address>);
+impl Canonical for Executors {
+    const WHAT: &'static str = "executor set";
+}
+
+/// A transaction failed: either the transaction's fault or the ledger's.
+pub(crate) enum Failure {
+    Tx(TxError),
+    Ledger(LedgerError),
+}
+impl From<TxError> for Failure {
+    fn from(e: TxError) -> Self {
+        Failure::Tx(e)
+    }
+}
+impl From<LedgerError> for Failure {
+    fn from(e: LedgerError) -> Self {
+        Failure::Ledger(e)
+    }
+}
+macro_rules! failure_from_redb {
+    ($($t:ty),*) => {$( impl From<$t> for Failure { fn from(e: $t) -> Self { Failure::Ledger(e.into()) } } )*};
+}
+failure_from_redb!(redb::TableError, redb::StorageError);
+
+pub(crate) fn encode_tensors(t: &Tensors) -> Vec<u8> {
+    let mut b = vec![verity_primitives::codec::VERSION];
+    BorshSerialize::serialize(t, &mut b).expect("vec write");
+    b
+}
+
+/// Checks that need no state: signature and chain.
+pub(crate) fn check_static(stx: &SignedTx, chain_id: u64) -> Result<(), TxError> {
+    if stx.tx.chain_id != chain_id {
+        return Err(TxError::WrongChain {
+            expected: chain_id,
+            got: stx.tx.chain_id,
+        });
+    }
+    stx.verify_signature()
+        .map_err(|e| TxError::BadSignature(e.to_string()))
+}
+
+pub(crate) fn check_publish(
+    params: &Params,
+    from: &Address,
+    m: &ModelManifest,
+    onnx: &[u8],
+) -> Result<(), TxError> {
+    if onnx.len() as u64 > params.max_model_bytes {
+        return Err(TxError::TooLarge(format!(
+            "model is {} bytes, the limit is {}",
+            onnx.len(),
+            params.max_model_bytes
+        )));
+    }
+    if ModelId::of_bytes(onnx) != m.model_id {
+        return Err(TxError::InvalidModel(
+            "model_id is not the CID of the ONNX bytes".into(),
+        ));
+    }
+    if m.size != onnx.len() as u64 {
+        return Err(TxError::InvalidModel(
+            "manifest size does not match the ONNX bytes".into(),
+        ));
+    }
+    if m.publisher != *from {
+        return Err(TxError::InvalidModel(
+            "manifest publisher is not the sender".into(),
+        ));
+    }
+    m.validate_fields().map_err(TxError::InvalidModel)
+}
+
+/// Checks an inference request against the model schema and limits.
+pub(crate) fn check_request(
+    params: &Params,
+    m: &ModelManifest,
+    req: &InferenceRequest,
+) -> Result<(), TxError> {
+    if req.mode != Mode::Vanilla {
+        return Err(TxError::UnsupportedMode(req.mode.name().into()));
+    }
+    if req.max_fee < m.price {
+        return Err(TxError::FeeTooLow {
+            max_fee: req.max_fee,
+            price: m.price,
+        });
+    }
+    check_tensors(&m.inputs, &req.input, params.max_input_elements, "input")
+        .map_err(TxError::InvalidInput)
+}
+
+fn check_outputs(params: &Params, m: &ModelManifest, out: &Tensors) -> Result<(), TxError> {
+    check_tensors(&m.outputs, out, params.max_output_elements, "output")
+        .map_err(TxError::InvalidResult)
+}
+
+/// Names, dtypes and shapes must match the declared specs exactly.
+pub fn check_tensors(
+    specs: &[verity_primitives::TensorSpec],
+    t: &Tensors,
+    max_elements: u64,
+    what: &str,
+) -> Result<(), String> {
+    let total = t.total_len() as u64;
+    if total > max_elements {
+        return Err(format!(
+            "{what} has {total} elements, the limit is {max_elements}"
+        ));
+    }
+    for name in t.0.keys() {
+        if !specs.iter().any(|s| &s.name == name) {
+            let expected: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
+            return Err(format!(
+                "unknown {what} tensor `{name}` (the model's {what}s are {expected:?})"
+            ));
+        }
+    }
+    for spec in specs {
+        let tensor = t.get(&spec.name).ok_or_else(|| {
+            format!(
+                "missing {what} tensor `{}` ({})",
+                spec.name,
+                spec.describe()
+            )
+        })?;
+        if tensor.dtype() != spec.dtype {
+            return Err(format!(
+                "{what} `{}` has dtype {}, expected {}",
+                spec.name,
+                tensor.dtype(),
+                spec.describe()
+            ));
+        }
+        if !spec.accepts_shape(&tensor.shape) {
+            return Err(format!(
+                "{what} `{}` has shape {:?}, expected {}",
+                spec.name,
+                tensor.shape,
+                spec.describe()
+            ));
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn init_genesis(w: &WriteTransaction, g: &Genesis) -> Result<(), LedgerError> {
+    let ex = Exec {
+        w,
+        height: 0,
+        params: &g.params,
+        chain_id: g.chain_id,
+    };
+    for (addr, amount) in &g.accounts {
+        ex.credit(addr, *amount)?;
+    }
+    ex.put(EXECUTORS_KEY, &Executors(g.executors.clone()))?;
+    for m in &g.models {
+        ex.publish(m)?;
+    }
+    Ok(())
+}
+
+impl Ledger {
+    /// Admission check for the mempool: everything [`Ledger::apply_block`]
+    /// would check, except that the nonce may be ahead (up to `max_ahead`)
+    /// of the account's, for transactions queued behind others.
+    pub fn check_tx(&self, stx: &SignedTx, max_ahead: u64) -> Result<(), TxError> {
+        let internal = |e: LedgerError| TxError::InvalidResult(format!("ledger unavailable: {e}"));
+        check_static(stx, self.genesis.chain_id)?;
+        let tx = &stx.tx;
+        let acct = self.account(&tx.from).map_err(internal)?;
+        if tx.nonce < acct.nonce {
+            return Err(TxError::NonceReused {
+                expected: acct.nonce,
+                got: tx.nonce,
+            });
+        }
+        if tx.nonce > acct.nonce + max_ahead {
+            return Err(TxError::NonceGap {
+                expected: acct.nonce,
+                got: tx.nonce,
+            });
+        }
+        let p = &self.genesis.params;
+        let need = |extra: Amount| {
+            let need = p.tx_fee.saturating_add(extra);
+            if acct.balance < need {
+                return Err(TxError::InsufficientBalance {
+                    need,
+                    have: acct.balance,
+                });
+            }
+            Ok(())
+        };
+        match &tx.body {
+            TxBody::Transfer { amount, .. } => need(*amount),
+            TxBody::Publish { manifest, onnx } => {
+                check_publish(p, &tx.from, manifest, onnx)?;
+                if self.model(&manifest.model_id).map_err(internal)?.is_some() {
+                    return Err(TxError::ModelExists(manifest.model_id.to_string()));
+                }
+                if self
+                    .resolve_model(&manifest.name, Some(&manifest.version))
+                    .map_err(internal)?
+                    .is_some()
+                {
+                    return Err(TxError::NameTaken(format!(
+                        "{}@{}",
+                        manifest.name, manifest.version
+                    )));
+                }
+                need(0)
+            }
+            TxBody::Infer(req) => {
+                let m = self
+                    .model(&req.model)
+                    .map_err(internal)?
+                    .ok_or_else(|| TxError::UnknownModel(req.model.to_string()))?;
+                check_request(p, &m, req)?;
+                need(req.max_fee)
+            }
+            TxBody::Result(_) => Ok(()),
+        }
+    }
+
+    /// Executes finalized block `height`. Re-delivery of an executed height
+    /// is a no-op; a gap is an error.
+    pub fn apply_block(
+        &self,
+        height: u64,
+        randomness: &B256,
+        txs: &[SignedTx],
+    ) -> Result<BlockOutcome, LedgerError> {
+        let w = self.db.begin_write()?;
+        let current = read_height(&w.open_table(META)?)?;
+        if height <= current {
+            let root = self
+                .root_at(height)?
+                .ok_or_else(|| LedgerError::Corrupt("missing root".into()))?;
+            return Ok(BlockOutcome {
+                height,
+                root,
+                applied: 0,
+                failed: 0,
+                receipts: vec![],
+                already_applied: true,
+            });
+        }
+        if height != current + 1 {
+            return Err(LedgerError::OutOfOrder {
+                expected: current + 1,
+                got: height,
+            });
+        }
+        let ex = Exec {
+            w: &w,
+            height,
+            params: &self.genesis.params,
+            chain_id: self.genesis.chain_id,
+        };
+        let (mut applied, mut failed, mut receipts) = (0, 0, Vec::new());
+        for stx in txs {
+            let outcome = match ex.apply_tx(stx) {
+                Ok(r) => {
+                    applied += 1;
+                    receipts.extend(r);
+                    TxOutcome {
+                        height,
+                        error: None,
+                        code: None,
+                    }
+                }
+                Err(Failure::Tx(e)) => {
+                    failed += 1;
+                    TxOutcome {
+                        height,
+                        error: Some(e.to_string()),
+                        code: Some(e.code().into()),
+                    }
+                }
+                Err(Failure::Ledger(e)) => return Err(e),
+            };
+            w.open_table(TXS)?
+                .insert(stx.id().as_slice(), outcome.encode().as_slice())?;
+        }
+        ex.assign_and_expire(randomness)?;
+        let (root, leaves, keys) = compute_root(&w)?;
+        for rid in &receipts {
+            let k = Receipt::state_key(rid);
+            let idx = keys
+                .binary_search(&k)
+                .map_err(|_| LedgerError::Corrupt("receipt not in state".into()))?;
+            let steps = merkle::prove(&leaves, idx);
+            let proof = crate::query::StoredProof {
+                height,
+                steps: steps.into_iter().map(|s| (s.sibling.0, s.left)).collect(),
+            };
+            w.open_table(PROOFS)?.insert(
+                rid.as_slice(),
+                borsh::to_vec(&proof).expect("vec").as_slice(),
+            )?;
+        }
+        w.open_table(ROOTS)?.insert(height, root.as_slice())?;
+        write_height(&w, height)?;
+        w.commit()?;
+        Ok(BlockOutcome {
+            height,
+            root,
+            applied,
+            failed,
+            receipts,
+            already_applied: false,
+        })
+    }
+}

@@ -1,0 +1,135 @@
+//! redb storage: the state table (the only thing the root covers) plus
+//! indexes and payloads that are derived from the same blocks and written in
+//! the same transaction.
+
+use crate::{Genesis, LedgerError};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
+use std::path::Path;
+use verity_primitives::{codec::keccak, merkle, B256};
+
+pub(crate) const STATE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("state");
+pub(crate) const INPUTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("inputs");
+pub(crate) const OUTPUTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("outputs");
+pub(crate) const PROOFS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("proofs");
+pub(crate) const TXS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("txs");
+pub(crate) const ROOTS: TableDefinition<u64, &[u8]> = TableDefinition::new("roots");
+pub(crate) const OPEN: TableDefinition<&[u8], u64> = TableDefinition::new("open");
+pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+
+const META_HEIGHT: &str = "height";
+const META_GENESIS: &str = "genesis";
+const STORAGE_VERSION: u8 = 1;
+
+/// The ledger: a redb database holding the state and its indexes.
+pub struct Ledger {
+    pub(crate) db: Database,
+    pub(crate) genesis: Genesis,
+}
+
+impl std::fmt::Debug for Ledger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ledger")
+            .field("chain_id", &self.genesis.chain_id)
+            .finish()
+    }
+}
+
+impl Ledger {
+    /// Opens (or creates from `genesis`) the ledger at `path`. Refuses a
+    /// database created from a different genesis.
+    pub fn open(path: &Path, genesis: Genesis) -> Result<Self, LedgerError> {
+        let db = Database::create(path)?;
+        let genesis_hash = {
+            let mut b = vec![STORAGE_VERSION];
+            b.extend_from_slice(
+                keccak(&serde_json::to_vec(&genesis).expect("genesis serializes")).as_slice(),
+            );
+            b
+        };
+        let ledger = Self { db, genesis };
+        let read = ledger.db.begin_read()?;
+        let existing = match read.open_table(META) {
+            Ok(t) => t.get(META_GENESIS)?.map(|v| v.value().to_vec()),
+            Err(redb::TableError::TableDoesNotExist(_)) => None,
+            Err(e) => return Err(e.into()),
+        };
+        drop(read);
+        match existing {
+            Some(g) if g == genesis_hash => Ok(ledger),
+            Some(_) => Err(LedgerError::Genesis(format!(
+                "{} was created from another genesis (or storage version)",
+                path.display()
+            ))),
+            None => {
+                let w = ledger.db.begin_write()?;
+                crate::apply::init_genesis(&w, &ledger.genesis)?;
+                {
+                    let mut meta = w.open_table(META)?;
+                    meta.insert(META_GENESIS, genesis_hash.as_slice())?;
+                    meta.insert(META_HEIGHT, 0u64.to_le_bytes().as_slice())?;
+                }
+                let root = compute_root(&w)?.0;
+                w.open_table(ROOTS)?.insert(0, root.as_slice())?;
+                w.commit()?;
+                Ok(ledger)
+            }
+        }
+    }
+
+    pub fn genesis(&self) -> &Genesis {
+        &self.genesis
+    }
+
+    pub fn chain_id(&self) -> u64 {
+        self.genesis.chain_id
+    }
+
+    /// The last executed height (0 = genesis).
+    pub fn height(&self) -> Result<u64, LedgerError> {
+        let r = self.db.begin_read()?;
+        let t = r.open_table(META)?;
+        read_height(&t)
+    }
+
+    /// The state root after executing `height`.
+    pub fn root_at(&self, height: u64) -> Result<Option<B256>, LedgerError> {
+        let r = self.db.begin_read()?;
+        let t = r.open_table(ROOTS)?;
+        Ok(t.get(height)?.map(|v| B256::from_slice(v.value())))
+    }
+}
+
+pub(crate) fn read_height(
+    t: &impl ReadableTable<&'static str, &'static [u8]>,
+) -> Result<u64, LedgerError> {
+    let v = t
+        .get(META_HEIGHT)?
+        .ok_or_else(|| LedgerError::Corrupt("no height".into()))?;
+    let b: [u8; 8] = v
+        .value()
+        .try_into()
+        .map_err(|_| LedgerError::Corrupt("height".into()))?;
+    Ok(u64::from_le_bytes(b))
+}
+
+pub(crate) fn write_height(w: &WriteTransaction, h: u64) -> Result<(), LedgerError> {
+    w.open_table(META)?
+        .insert(META_HEIGHT, h.to_le_bytes().as_slice())?;
+    Ok(())
+}
+
+/// Root over the whole state table, plus the sorted leaf hashes and keys
+/// (so proofs for new entries can be cut from the same pass).
+pub(crate) fn compute_root(
+    w: &WriteTransaction,
+) -> Result<(B256, Vec<B256>, Vec<Vec<u8>>), LedgerError> {
+    let t = w.open_table(STATE)?;
+    let mut leaves = Vec::new();
+    let mut keys = Vec::new();
+    for item in t.iter()? {
+        let (k, v) = item?;
+        leaves.push(merkle::leaf_hash(k.value(), v.value()));
+        keys.push(k.value().to_vec());
+    }
+    Ok((merkle::root(&leaves), leaves, keys))
+}

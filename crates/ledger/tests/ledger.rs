@@ -1,0 +1,390 @@
+//! State machine tests on a real redb file.
+
+use verity_ledger::{Genesis, Ledger, Params, RequestStatus, TxError};
+use verity_primitives::{
+    tx::result_digest, DType, Dim, Evidence, InferenceRequest, InferenceResult, Mode, ModelId,
+    ModelManifest, PrivateKey, SignedTx, Tensor, TensorData, TensorSpec, Tensors, Tx, TxBody, B256,
+};
+
+const CHAIN: u64 = 42;
+
+struct World {
+    _dir: tempfile::TempDir,
+    path: std::path::PathBuf,
+    genesis: Genesis,
+    alice: PrivateKey,
+    exec: PrivateKey,
+    model: ModelManifest,
+    height: u64,
+}
+
+fn manifest(publisher: &PrivateKey, bytes: &[u8], name: &str) -> ModelManifest {
+    let spec = |n: &str, dims: Vec<Dim>| TensorSpec {
+        name: n.into(),
+        dtype: DType::Float32,
+        shape: dims,
+    };
+    ModelManifest {
+        model_id: ModelId::of_bytes(bytes),
+        name: name.into(),
+        version: "1".into(),
+        description: String::new(),
+        size: bytes.len() as u64,
+        inputs: vec![spec("X", vec![Dim::Symbolic("N".into()), Dim::Fixed(2)])],
+        outputs: vec![spec("Y", vec![Dim::Symbolic("N".into())])],
+        ops: vec![],
+        publisher: publisher.address(),
+        price: 100,
+    }
+}
+
+impl World {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ledger.redb");
+        let alice = PrivateKey::from_dev_seed("alice");
+        let exec = PrivateKey::from_dev_seed("exec");
+        let model = manifest(&alice, b"model-bytes", "m");
+        let genesis = Genesis {
+            chain_id: CHAIN,
+            params: Params {
+                request_timeout: 3,
+                ..Params::default()
+            },
+            accounts: vec![(alice.address(), 10_000)],
+            executors: vec![exec.address()],
+            models: vec![model.clone()],
+        };
+        Self {
+            _dir: dir,
+            path,
+            genesis,
+            alice,
+            exec,
+            model,
+            height: 0,
+        }
+    }
+
+    fn ledger(&self) -> Ledger {
+        Ledger::open(&self.path, self.genesis.clone()).unwrap()
+    }
+
+    fn block(&mut self, l: &Ledger, txs: &[SignedTx]) -> verity_ledger::BlockOutcome {
+        self.height += 1;
+        l.apply_block(self.height, &B256::repeat_byte(self.height as u8), txs)
+            .unwrap()
+    }
+
+    fn tx(&self, key: &PrivateKey, nonce: u64, body: TxBody) -> SignedTx {
+        Tx {
+            chain_id: CHAIN,
+            from: key.address(),
+            nonce,
+            body,
+        }
+        .sign(key)
+    }
+
+    fn input(v: [f32; 2]) -> Tensors {
+        let mut t = Tensors::default();
+        t.0.insert(
+            "X".into(),
+            Tensor::new("X", vec![1, 2], TensorData::F32(v.to_vec())).unwrap(),
+        );
+        t
+    }
+
+    fn infer(&self, nonce: u64, max_fee: u128) -> SignedTx {
+        self.tx(
+            &self.alice,
+            nonce,
+            TxBody::Infer(InferenceRequest {
+                model: self.model.model_id,
+                input: Self::input([1.0, 2.0]),
+                mode: Mode::Vanilla,
+                max_fee,
+            }),
+        )
+    }
+
+    fn result(&self, nonce: u64, request_id: B256, y: f32) -> SignedTx {
+        let mut output = Tensors::default();
+        output.0.insert(
+            "Y".into(),
+            Tensor::new("Y", vec![1], TensorData::F32(vec![y])).unwrap(),
+        );
+        let signature = self.exec.sign(&result_digest(&request_id, &output.hash()));
+        self.tx(
+            &self.exec,
+            nonce,
+            TxBody::Result(InferenceResult {
+                request_id,
+                output,
+                evidence: Evidence::ExecutorSignature {
+                    executor: self.exec.address(),
+                    signature,
+                },
+            }),
+        )
+    }
+}
+
+fn outcome_code(l: &Ledger, tx: &SignedTx) -> Option<String> {
+    l.tx_outcome(&tx.id()).unwrap().unwrap().code
+}
+
+#[test]
+fn inference_settles_with_provable_receipt_and_fees() {
+    let mut w = World::new();
+    let l = w.ledger();
+    let req = w.infer(0, 500);
+    w.block(&l, &[req.clone()]);
+    let rid = req.id();
+    assert_eq!(
+        l.request(&rid).unwrap().unwrap().status,
+        RequestStatus::Pending
+    );
+    assert_eq!(
+        l.account(&w.alice.address()).unwrap().balance,
+        10_000 - 10 - 500
+    );
+    w.block(&l, &[]);
+    assert!(matches!(
+        l.request(&rid).unwrap().unwrap().status,
+        RequestStatus::Assigned { .. }
+    ));
+    assert_eq!(l.assigned_to(&w.exec.address()).unwrap().len(), 1);
+    let res = w.result(0, rid, 3.5);
+    let out = w.block(&l, &[res]);
+    assert_eq!(out.receipts.len(), 1, "{out:?}");
+    let RequestStatus::Settled { receipt_id } = l.request(&rid).unwrap().unwrap().status else {
+        panic!()
+    };
+    let proof = l.receipt_proof(&receipt_id).unwrap().unwrap();
+    assert_eq!(proof.proof.root(), proof.root);
+    assert_eq!(l.root_at(w.height).unwrap().unwrap(), proof.root);
+    assert_eq!(proof.receipt.id(), receipt_id);
+    assert_eq!(proof.receipt.input_hash, World::input([1.0, 2.0]).hash());
+    // Fee 100 to the executor, 400 refunded.
+    assert_eq!(l.account(&w.exec.address()).unwrap().balance, 100);
+    assert_eq!(
+        l.account(&w.alice.address()).unwrap().balance,
+        10_000 - 10 - 100
+    );
+    assert!(l.output(&rid).unwrap().is_some());
+}
+
+#[test]
+fn replay_underfunded_wrong_chain_and_bad_signature_are_rejected() {
+    let mut w = World::new();
+    let l = w.ledger();
+    let t = |n, amount| {
+        w.tx(
+            &w.alice,
+            n,
+            TxBody::Transfer {
+                to: w.exec.address(),
+                amount,
+            },
+        )
+    };
+    let ok = t(0, 5);
+    w.block(&l, &[ok.clone()]);
+    assert_eq!(outcome_code(&l, &ok), None);
+    let root_before = l.root_at(w.height).unwrap();
+    // Replay of the same transaction.
+    let replay = ok.clone();
+    assert!(matches!(
+        l.check_tx(&replay, 16),
+        Err(TxError::NonceReused { .. })
+    ));
+    let poor = w.tx(
+        &w.alice,
+        1,
+        TxBody::Transfer {
+            to: w.exec.address(),
+            amount: 1_000_000,
+        },
+    );
+    assert!(matches!(
+        l.check_tx(&poor, 16),
+        Err(TxError::InsufficientBalance { .. })
+    ));
+    let mut wrong_chain = Tx {
+        chain_id: 7,
+        from: w.alice.address(),
+        nonce: 1,
+        body: TxBody::Transfer {
+            to: w.exec.address(),
+            amount: 1,
+        },
+    }
+    .sign(&w.alice);
+    assert!(matches!(
+        l.check_tx(&wrong_chain, 16),
+        Err(TxError::WrongChain { .. })
+    ));
+    wrong_chain.tx.chain_id = CHAIN; // now the signature no longer matches
+    assert!(matches!(
+        l.check_tx(&wrong_chain, 16),
+        Err(TxError::BadSignature(_))
+    ));
+    // Even if included in a block, they change nothing but their outcome.
+    w.block(&l, &[replay, poor.clone(), wrong_chain.clone()]);
+    assert_eq!(
+        outcome_code(&l, &poor).as_deref(),
+        Some("insufficient_balance")
+    );
+    assert_eq!(
+        outcome_code(&l, &wrong_chain).as_deref(),
+        Some("bad_signature")
+    );
+    assert_eq!(l.account(&w.alice.address()).unwrap().balance, 10_000 - 15);
+    assert_eq!(
+        l.root_at(w.height).unwrap(),
+        root_before,
+        "failed transactions must not change state"
+    );
+}
+
+#[test]
+fn bad_requests_and_results_are_refused() {
+    let mut w = World::new();
+    let l = w.ledger();
+    let unknown = w.tx(
+        &w.alice,
+        0,
+        TxBody::Infer(InferenceRequest {
+            model: ModelId::of_bytes(b"nope"),
+            input: World::input([0.0, 0.0]),
+            mode: Mode::Vanilla,
+            max_fee: 500,
+        }),
+    );
+    assert!(matches!(
+        l.check_tx(&unknown, 16),
+        Err(TxError::UnknownModel(_))
+    ));
+    let mut bad_shape = World::input([0.0, 0.0]);
+    bad_shape.0.insert(
+        "X".into(),
+        Tensor::new("X", vec![3], TensorData::F32(vec![0.0; 3])).unwrap(),
+    );
+    let bad = w.tx(
+        &w.alice,
+        0,
+        TxBody::Infer(InferenceRequest {
+            model: w.model.model_id,
+            input: bad_shape,
+            mode: Mode::Vanilla,
+            max_fee: 500,
+        }),
+    );
+    let e = l.check_tx(&bad, 16).unwrap_err();
+    assert!(e.to_string().contains("shape [3]"), "{e}");
+    let cheap = w.infer(0, 1);
+    assert!(matches!(
+        l.check_tx(&cheap, 16),
+        Err(TxError::FeeTooLow { .. })
+    ));
+    // A result from someone who is not the assigned executor.
+    let req = w.infer(0, 500);
+    w.block(&l, &[req.clone()]);
+    w.block(&l, &[]);
+    let mut forged = w.result(0, req.id(), 1.0);
+    forged.tx.from = w.alice.address();
+    let forged = Tx {
+        nonce: 1,
+        ..forged.tx
+    }
+    .sign(&w.alice);
+    w.block(&l, &[forged.clone()]);
+    assert_eq!(outcome_code(&l, &forged).as_deref(), Some("invalid_result"));
+}
+
+#[test]
+fn unanswered_requests_expire_and_refund() {
+    let mut w = World::new();
+    let l = w.ledger();
+    w.block(&l, &[w.infer(0, 500)]);
+    for _ in 0..6 {
+        w.block(&l, &[]);
+    }
+    assert_eq!(l.account(&w.alice.address()).unwrap().balance, 10_000 - 10);
+}
+
+#[test]
+fn state_survives_reopen_and_rejects_gaps_and_other_genesis() {
+    let mut w = World::new();
+    let root = {
+        let l = w.ledger();
+        w.block(
+            &l,
+            &[w.tx(
+                &w.alice,
+                0,
+                TxBody::Transfer {
+                    to: w.exec.address(),
+                    amount: 7,
+                },
+            )],
+        );
+        l.root_at(1).unwrap().unwrap()
+    };
+    let l = w.ledger();
+    assert_eq!(l.height().unwrap(), 1);
+    assert_eq!(l.root_at(1).unwrap().unwrap(), root);
+    assert_eq!(l.account(&w.exec.address()).unwrap().balance, 7);
+    // Re-delivery is a no-op, a gap is an error.
+    assert!(l.apply_block(1, &B256::ZERO, &[]).unwrap().already_applied);
+    assert!(l.apply_block(5, &B256::ZERO, &[]).is_err());
+    drop(l);
+    let mut other = w.genesis.clone();
+    other.chain_id = 1;
+    assert!(Ledger::open(&w.path, other).is_err());
+}
+
+#[test]
+fn publish_checks_cid_and_names() {
+    let mut w = World::new();
+    let l = w.ledger();
+    let bytes = b"other-model".to_vec();
+    let m = manifest(&w.alice, &bytes, "m2");
+    let mut lying = m.clone();
+    lying.model_id = ModelId::of_bytes(b"x");
+    let bad = w.tx(
+        &w.alice,
+        0,
+        TxBody::Publish {
+            manifest: lying,
+            onnx: bytes.clone(),
+        },
+    );
+    assert!(matches!(
+        l.check_tx(&bad, 16),
+        Err(TxError::InvalidModel(_))
+    ));
+    let taken = w.tx(
+        &w.alice,
+        0,
+        TxBody::Publish {
+            manifest: manifest(&w.alice, &bytes, "m"),
+            onnx: bytes.clone(),
+        },
+    );
+    assert!(matches!(l.check_tx(&taken, 16), Err(TxError::NameTaken(_))));
+    let good = w.tx(
+        &w.alice,
+        0,
+        TxBody::Publish {
+            manifest: m.clone(),
+            onnx: bytes,
+        },
+    );
+    l.check_tx(&good, 16).unwrap();
+    w.block(&l, &[good]);
+    assert_eq!(l.resolve_model("m2", None).unwrap(), Some(m.model_id));
+    assert_eq!(l.resolve_model("m2", Some("1")).unwrap(), Some(m.model_id));
+    assert_eq!(l.models().unwrap().len(), 2);
+}
