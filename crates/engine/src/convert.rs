@@ -47,7 +47,11 @@ pub fn validate_input(specs: &[TensorSpec], input: &Tensors) -> Result<(), Engin
             ))
         };
         if t.dtype() != spec.dtype {
-            return Err(mismatch(format!("dtype {} is not {}", t.dtype(), spec.dtype)));
+            return Err(mismatch(format!(
+                "dtype {} is not {}",
+                t.dtype(),
+                spec.dtype
+            )));
         }
         if t.shape.len() != spec.shape.len() {
             return Err(mismatch(format!(
@@ -180,23 +184,33 @@ mod tests {
         input
             .0
             .insert("a".into(), t(vec![1, 2], TensorData::F32(vec![1.0, 2.0])));
-        input.0.insert("b".into(), t(vec![1], TensorData::I64(vec![3])));
+        input
+            .0
+            .insert("b".into(), t(vec![1], TensorData::I64(vec![3])));
         validate_input(&specs, &input).unwrap();
 
         let mut bad = input.clone();
         bad.0
             .insert("a".into(), t(vec![2, 1], TensorData::F32(vec![1.0, 2.0])));
         let e = validate_input(&specs, &bad).unwrap_err().to_string();
-        assert!(e.contains("input `a`") && e.contains("float32[N, 2]"), "{e}");
-        assert!(e.contains("got float32[2, 1]") && e.contains("dimension 1"), "{e}");
+        assert!(
+            e.contains("input `a`") && e.contains("float32[N, 2]"),
+            "{e}"
+        );
+        assert!(
+            e.contains("got float32[2, 1]") && e.contains("dimension 1"),
+            "{e}"
+        );
 
         let mut bad = input.clone();
-        bad.0.insert("b".into(), t(vec![2], TensorData::I64(vec![3, 4])));
+        bad.0
+            .insert("b".into(), t(vec![2], TensorData::I64(vec![3, 4])));
         let e = validate_input(&specs, &bad).unwrap_err().to_string();
         assert!(e.contains("`N`") && e.contains("input `a`"), "{e}");
 
         let mut bad = input.clone();
-        bad.0.insert("b".into(), t(vec![1], TensorData::I32(vec![3])));
+        bad.0
+            .insert("b".into(), t(vec![1], TensorData::I32(vec![3])));
         let e = validate_input(&specs, &bad).unwrap_err().to_string();
         assert!(e.contains("dtype int32 is not int64"), "{e}");
 
@@ -206,7 +220,8 @@ mod tests {
         assert!(e.contains("missing input `b`"), "{e}");
 
         let mut bad = input.clone();
-        bad.0.insert("c".into(), t(vec![1], TensorData::I64(vec![3])));
+        bad.0
+            .insert("c".into(), t(vec![1], TensorData::I64(vec![3])));
         let e = validate_input(&specs, &bad).unwrap_err().to_string();
         assert!(e.contains("unknown input `c`"), "{e}");
     }

@@ -9,6 +9,8 @@ use tract_onnx::pb::tensor_proto::DataType;
 use tract_onnx::pb::tensor_shape_proto::dimension::Value as DimValue;
 use tract_onnx::pb::{type_proto, GraphProto, ModelProto, NodeProto, TensorProto, ValueInfoProto};
 use tract_onnx::prelude::*;
+use tract_onnx::tract_hir::internal::bail;
+use tract_onnx::Onnx;
 use verity_primitives::{DType, Dim, TensorSpec};
 
 /// What [`crate::Engine::inspect`] learns about a model.
@@ -236,7 +238,12 @@ pub(crate) fn check_supported(proto: &ModelProto, onnx: &Onnx) -> Result<(), Eng
     let functions: HashSet<(&str, &str)> = proto
         .functions
         .iter()
-        .map(|f| (domain_name(&f.domain), f.name.as_str()))
+        .map(|f| {
+            (
+                domain_name(f.domain.as_deref().unwrap_or_default()),
+                f.name.as_deref().unwrap_or_default(),
+            )
+        })
         .collect();
     let mut err = None;
     walk_nodes(graph, &mut |n| {

@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::plan::SimpleState;
+use tract_onnx::Onnx;
 use verity_primitives::Tensors;
 
 /// Per-request limits.
@@ -29,8 +30,9 @@ pub struct Limits {
     /// Most input bytes (elements times element size), all inputs together.
     pub max_input_bytes: usize,
     /// Most elements of any single tensor the plan computes (intermediates
-    /// and outputs), checked when the plan is prepared wherever the shape is
-    /// known then, and on the outputs after the run.
+    /// and outputs): checked when the plan is prepared wherever the shape is
+    /// known then, before each node whose output shape depends on input
+    /// values (from the actual inputs), and on the outputs after the run.
     pub max_tensor_elements: usize,
     /// Deadline for one execution (see the type's documentation).
     pub max_exec_time: Duration,
@@ -136,8 +138,8 @@ impl TractEngine {
             return Ok(m);
         }
         let proto = model::decode(onnx, limits.max_model_bytes)?;
-        let info = model::describe(&proto)?;
         model::check_supported(&proto, &self.onnx)?;
+        let info = model::describe(&proto)?;
         let model = model::load(&proto, &self.onnx)?;
         let loaded = Arc::new(LoadedModel {
             info: Arc::new(info),
@@ -205,8 +207,8 @@ impl TractEngine {
 impl Engine for TractEngine {
     fn inspect(&self, onnx: &[u8]) -> Result<ModelInfo, EngineError> {
         let proto = model::decode(onnx, self.limits.max_model_bytes)?;
-        let info = model::describe(&proto)?;
         model::check_supported(&proto, &self.onnx)?;
+        let info = model::describe(&proto)?;
         model::load(&proto, &self.onnx)?;
         Ok(info)
     }
@@ -255,11 +257,62 @@ impl std::fmt::Display for DeadlineExceeded {
 
 impl std::error::Error for DeadlineExceeded {}
 
+/// The error the plan runner raises before a node would compute a tensor
+/// over the size limit.
+#[derive(Debug)]
+struct TooLarge(String);
+
+impl std::fmt::Display for TooLarge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for TooLarge {}
+
+/// Before a node whose output shape was unknown at preparation (it depends
+/// on input values: ConstantOfShape, Expand, Range, ...), computes its output
+/// shapes from the actual inputs (small inputs by value) and refuses the node
+/// if one exceeds `max` elements. Inconclusive cases are let through.
+fn check_dynamic_output(node: &TypedNode, inputs: &[TValue], max: usize) -> TractResult<()> {
+    if inputs.iter().any(|t| !t.is_plain()) {
+        return Ok(());
+    }
+    let facts: TVec<TypedFact> = inputs
+        .iter()
+        .map(|t| {
+            let by_value = (t.len() <= 64)
+                .then(|| TypedFact::try_from(t.clone().into_arc_tensor()).ok())
+                .flatten();
+            by_value.unwrap_or_else(|| TypedFact::shape_and_dt_of(t))
+        })
+        .collect();
+    let refs: TVec<&TypedFact> = facts.iter().collect();
+    let outs = catch_unwind(AssertUnwindSafe(|| node.op.output_facts(&refs)));
+    let Ok(Ok(outs)) = outs else {
+        return Ok(());
+    };
+    for f in outs {
+        if let Some(shape) = f.shape.as_concrete() {
+            let n = shape.iter().try_fold(1usize, |a, d| a.checked_mul(*d));
+            if n.is_none_or(|n| n > max) {
+                return Err(TractError::new(TooLarge(format!(
+                    "node `{}` would compute a tensor of shape {shape:?}, the limit is {max} elements",
+                    node.name
+                ))));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// An optimized plan of one model for fixed input shapes.
 pub struct PreparedModel {
     info: Arc<ModelInfo>,
     shapes: Vec<Vec<usize>>,
     plan: Arc<TypedRunnableModel>,
+    /// Per node id: an output shape was unknown when the plan was built.
+    dynamic: Vec<bool>,
     /// Largest tensor the plan computes whose size was known when it was
     /// built, and the node producing it.
     largest: (usize, String),
@@ -285,8 +338,12 @@ impl PreparedModel {
             }
             let typed = m.into_optimized()?;
             let mut largest = (0usize, String::new());
+            let mut dynamic = vec![false; typed.nodes().len()];
             for node in typed.nodes() {
                 for o in &node.outputs {
+                    if o.fact.shape.as_concrete().is_none() {
+                        dynamic[node.id] = true;
+                    }
                     if let Some(s) = o.fact.shape.as_concrete() {
                         let n = s.iter().try_fold(1usize, |a, d| a.checked_mul(*d));
                         let n = n.unwrap_or(usize::MAX);
@@ -296,9 +353,9 @@ impl PreparedModel {
                     }
                 }
             }
-            Ok((typed.into_runnable()?, largest))
+            Ok((typed.into_runnable()?, largest, dynamic))
         }));
-        let (plan, largest) = match res {
+        let (plan, largest, dynamic) = match res {
             Ok(Ok(x)) => x,
             Ok(Err(e)) => return Err(EngineError::Execution(format!("{}: {}", what(), chain(&e)))),
             Err(p) => {
@@ -320,6 +377,7 @@ impl PreparedModel {
             info: loaded.info.clone(),
             shapes: shapes.to_vec(),
             plan,
+            dynamic,
             largest,
         })
     }
@@ -367,21 +425,28 @@ impl PreparedModel {
         state: &mut TypedSimpleState,
         inputs: TVec<TValue>,
         deadline: Option<Instant>,
+        max_elements: usize,
     ) -> Result<TVec<TValue>, EngineError> {
         let res = catch_unwind(AssertUnwindSafe(|| {
             state.run_plan_with_eval(inputs, |ctx, op_state, node, inputs| {
-                if deadline.is_some_and(|d| Instant::now() > d) {
+                if deadline.is_some_and(|d| Instant::now() >= d) {
                     return Err(TractError::new(DeadlineExceeded));
+                }
+                if self.dynamic.get(node.id).copied().unwrap_or(true) {
+                    check_dynamic_output(node, &inputs, max_elements)?;
                 }
                 tract_onnx::tract_core::plan::eval(ctx, op_state, node, inputs)
             })
         }));
         match res {
             Ok(Ok(out)) => Ok(out),
-            Ok(Err(e)) if e.downcast_ref::<DeadlineExceeded>().is_some() => {
-                Err(EngineError::LimitExceeded("execution deadline exceeded".into()))
-            }
-            Ok(Err(e)) => Err(EngineError::Execution(chain(&e))),
+            Ok(Err(e)) if e.downcast_ref::<DeadlineExceeded>().is_some() => Err(
+                EngineError::LimitExceeded("execution deadline exceeded".into()),
+            ),
+            Ok(Err(e)) => match e.downcast_ref::<TooLarge>() {
+                Some(TooLarge(m)) => Err(EngineError::LimitExceeded(m.clone())),
+                None => Err(EngineError::Execution(chain(&e))),
+            },
             Err(p) => Err(EngineError::Execution(format!(
                 "panicked: {}",
                 panic_message(&*p)
@@ -419,7 +484,7 @@ impl PreparedModel {
     ) -> Result<Tensors, EngineError> {
         let values = self.convert_input(input)?;
         let mut state = self.spawn()?;
-        let out = self.execute(&mut state, values, deadline)?;
+        let out = self.execute(&mut state, values, deadline, limits.max_tensor_elements)?;
         self.outputs(out, limits)
     }
 
@@ -441,12 +506,13 @@ impl PreparedModel {
     ) -> Result<RunTimings, EngineError> {
         let values = self.convert_input(input)?;
         let mut state = self.spawn()?;
-        self.execute(&mut state, values.clone(), None)?;
+        let max = Limits::default().max_tensor_elements;
+        self.execute(&mut state, values.clone(), None, max)?;
         let start = Instant::now();
         let mut samples = Vec::with_capacity(runs.min(1 << 16));
         while samples.len() < runs.max(1) {
             let t = Instant::now();
-            self.execute(&mut state, values.clone(), None)?;
+            self.execute(&mut state, values.clone(), None, max)?;
             samples.push(t.elapsed());
             if start.elapsed() >= max_total {
                 break;

@@ -582,6 +582,11 @@ impl Ledger {
         };
         let (mut applied, mut failed, mut receipts) = (0, 0, Vec::new());
         for stx in txs {
+            // A transaction re-included by a later block is skipped: its
+            // first outcome stands.
+            if w.open_table(TXS)?.get(stx.id().as_slice())?.is_some() {
+                continue;
+            }
             let outcome = match ex.apply_tx(stx) {
                 Ok(r) => {
                     applied += 1;

@@ -62,6 +62,14 @@ impl Ledger {
             ))),
             None => {
                 let w = ledger.db.begin_write()?;
+                // Create every table so that readers never find one missing.
+                w.open_table(STATE)?;
+                w.open_table(INPUTS)?;
+                w.open_table(OUTPUTS)?;
+                w.open_table(PROOFS)?;
+                w.open_table(TXS)?;
+                w.open_table(OPEN)?;
+                w.open_table(ROOTS)?;
                 crate::apply::init_genesis(&w, &ledger.genesis)?;
                 {
                     let mut meta = w.open_table(META)?;

@@ -55,9 +55,11 @@ pub struct ReceiptBundle {
     pub output: Option<Tensors>,
     /// Inclusion of the receipt in the state whose root `header.claim` names.
     pub state_proof: MerkleProof,
-    /// A finalized block whose claim covers the receipt's state.
-    pub header: BlockHeader,
-    /// commonware finalization certificate over `header.digest()`, hex.
+    /// Finalized headers: the first claims the root the proof leads to, each
+    /// next one names the previous as parent, and the last is the one the
+    /// certificate signs (usually the list has one header).
+    pub headers: Vec<BlockHeader>,
+    /// commonware finalization certificate over the last header's digest, hex.
     #[serde(with = "crate::merkle::hex_bytes")]
     pub finalization: Vec<u8>,
     /// The network identity (threshold group public key) the certificate

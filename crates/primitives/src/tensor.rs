@@ -135,7 +135,7 @@ impl TensorData {
 
     /// Inverse of [`TensorData::to_le_bytes`].
     pub fn from_le_bytes(dtype: DType, b: &[u8]) -> Result<Self, String> {
-        if b.len() % dtype.size() != 0 {
+        if !b.len().is_multiple_of(dtype.size()) {
             return Err(format!(
                 "{} bytes is not a whole number of {dtype}",
                 b.len()

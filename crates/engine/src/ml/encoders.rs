@@ -33,7 +33,9 @@ impl FeatureVectorizer {
             node.input.len()
         );
         ensure!(
-            dims.iter().try_fold(0usize, |a, d| a.checked_add(*d)).is_some(),
+            dims.iter()
+                .try_fold(0usize, |a, d| a.checked_add(*d))
+                .is_some(),
             "inputdimensions overflow"
         );
         Ok(Self { dims })
@@ -120,7 +122,9 @@ pub(crate) struct OneHotEncoder {
 
 impl OneHotEncoder {
     pub(crate) fn parse(_ctx: &ParsingContext, node: &NodeProto) -> TractResult<Self> {
-        let ints = node.get_attr_opt_slice::<i64>("cats_int64s")?.unwrap_or_default();
+        let ints = node
+            .get_attr_opt_slice::<i64>("cats_int64s")?
+            .unwrap_or_default();
         let strings = node
             .get_attr_opt_tvec::<String>("cats_strings")?
             .map(|v| v.into_vec())
@@ -131,8 +135,11 @@ impl OneHotEncoder {
         );
         let n_cats = ints.len().max(strings.len());
         let ints: HashMap<i64, usize> = ints.iter().enumerate().map(|(i, v)| (*v, i)).collect();
-        let strings: HashMap<String, usize> =
-            strings.into_iter().enumerate().map(|(i, v)| (v, i)).collect();
+        let strings: HashMap<String, usize> = strings
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| (v, i))
+            .collect();
         ensure!(
             ints.len().max(strings.len()) == n_cats,
             "categories must be distinct"
@@ -194,7 +201,10 @@ impl Kernel for OneHotEncoder {
                 .map(|f| self.ints.get(&(*f as i64)).copied())
                 .collect()
         };
-        let len = cats.len().checked_mul(self.n_cats).context("output too large")?;
+        let len = cats
+            .len()
+            .checked_mul(self.n_cats)
+            .context("output too large")?;
         let mut out = vec![0f32; len];
         for (i, c) in cats.iter().enumerate() {
             match c {
@@ -224,7 +234,12 @@ mod tests {
 
     #[test]
     fn feature_vectorizer_truncates_and_pads() {
-        let n = node("FeatureVectorizer", 2, 1, vec![ints("inputdimensions", &[1, 3])]);
+        let n = node(
+            "FeatureVectorizer",
+            2,
+            1,
+            vec![ints("inputdimensions", &[1, 3])],
+        );
         let k = parse(FeatureVectorizer::parse, &n).unwrap();
         let a = value(&[2, 2], &[1f32, 2., 3., 4.]);
         let b = value(&[2, 2], &[5i64, 6, 7, 8]);
@@ -232,7 +247,12 @@ mod tests {
         assert_eq!(y[0].shape(), &[2, 4]);
         // row 0: a[0][..1] = 1, b[0] = 5, 6 then a zero pad
         assert_eq!(read::<f32>(&y[0]), vec![1., 5., 6., 0., 3., 7., 8., 0.]);
-        let bad = node("FeatureVectorizer", 2, 1, vec![ints("inputdimensions", &[1])]);
+        let bad = node(
+            "FeatureVectorizer",
+            2,
+            1,
+            vec![ints("inputdimensions", &[1])],
+        );
         assert!(parse(FeatureVectorizer::parse, &bad).is_err());
     }
 

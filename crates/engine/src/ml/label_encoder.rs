@@ -58,7 +58,11 @@ fn keys_of(t: &Tensor) -> TractResult<Vec<Key>> {
     Ok(match kind_of(t.datum_type()) {
         Some(Kind::Str) => {
             let p = t.try_as_plain_ram()?;
-            p.as_slice::<String>()?.iter().cloned().map(Key::S).collect()
+            p.as_slice::<String>()?
+                .iter()
+                .cloned()
+                .map(Key::S)
+                .collect()
         }
         Some(Kind::Float) => {
             let c = t.cast_to::<f64>()?;
@@ -112,7 +116,11 @@ impl Encoding {
         })
     }
 
-    fn gather<T: Datum + Clone>(&self, idx: &[Option<usize>], shape: &[usize]) -> TractResult<Tensor> {
+    fn gather<T: Datum + Clone>(
+        &self,
+        idx: &[Option<usize>],
+        shape: &[usize],
+    ) -> TractResult<Tensor> {
         let v = self.values.try_as_plain_ram()?;
         let v = v.as_slice::<T>()?;
         let d = self.default.try_as_plain_ram()?;
@@ -301,7 +309,10 @@ mod tests {
             "LabelEncoder",
             1,
             1,
-            vec![ints("keys_int64s", &[1, 2]), floats("values_floats", &[0.5, 1.5])],
+            vec![
+                ints("keys_int64s", &[1, 2]),
+                floats("values_floats", &[0.5, 1.5]),
+            ],
         );
         let k = parse(LabelEncoder::parse, &n).unwrap();
         let y = k.eval(tvec!(value(&[3], &[2i64, 1, 3]))).unwrap();
@@ -316,7 +327,10 @@ mod tests {
             "LabelEncoder",
             1,
             1,
-            vec![strings("classes_strings", &["x", "y"]), string("default_string", "?")],
+            vec![
+                strings("classes_strings", &["x", "y"]),
+                string("default_string", "?"),
+            ],
         );
         let k = parse(LabelEncoder::parse, &n).unwrap();
         let y = k.eval(tvec!(strings_value(&["y", "z"]))).unwrap();
@@ -331,7 +345,10 @@ mod tests {
             "LabelEncoder",
             1,
             1,
-            vec![ints("keys_int64s", &[1, 2]), floats("values_floats", &[0.5])],
+            vec![
+                ints("keys_int64s", &[1, 2]),
+                floats("values_floats", &[0.5]),
+            ],
         );
         assert!(parse(LabelEncoder::parse, &n).is_err());
         let n = node("LabelEncoder", 1, 1, vec![ints("keys_int64s", &[1])]);

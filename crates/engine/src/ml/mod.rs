@@ -202,3 +202,113 @@ pub(crate) fn floats_attr(
     }
     Ok(None)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::testutil::*;
+    use crate::{Engine, TractEngine};
+    use verity_primitives::{Tensor as VTensor, TensorData, Tensors};
+
+    fn input(items: Vec<(&str, Vec<usize>, TensorData)>) -> Tensors {
+        let mut t = Tensors::default();
+        for (name, shape, data) in items {
+            t.0.insert(name.into(), VTensor::new(name, shape, data).unwrap());
+        }
+        t
+    }
+
+    /// Each operator loads, types and runs as a node of a model with a
+    /// symbolic batch dimension.
+    #[test]
+    fn operators_run_inside_models() {
+        let engine = TractEngine::default();
+        let x = || {
+            (
+                "X",
+                vec![2, 2],
+                TensorData::F32(vec![1.0, f32::NAN, -3.0, 4.0]),
+            )
+        };
+        let cases = vec![
+            (
+                node(
+                    "Scaler",
+                    1,
+                    1,
+                    vec![floats("offset", &[1.0]), floats("scale", &[2.0, 3.0])],
+                ),
+                vec![io("X", INT64, &[-1, 2])],
+                io("Y", FLOAT, &[-1, 2]),
+                input(vec![("X", vec![1, 2], TensorData::I64(vec![2, 3]))]),
+                TensorData::F32(vec![2.0, 6.0]),
+            ),
+            (
+                node("Binarizer", 1, 1, vec![float("threshold", 2.0)]),
+                vec![io("X", FLOAT, &[-1, 2])],
+                io("Y", FLOAT, &[-1, 2]),
+                input(vec![("X", vec![1, 2], TensorData::F32(vec![2.0, 3.0]))]),
+                TensorData::F32(vec![0.0, 1.0]),
+            ),
+            (
+                node(
+                    "Imputer",
+                    1,
+                    1,
+                    vec![
+                        floats("imputed_value_floats", &[9.0]),
+                        float("replaced_value_float", f32::NAN),
+                    ],
+                ),
+                vec![io("X", FLOAT, &[-1, 2])],
+                io("Y", FLOAT, &[-1, 2]),
+                input(vec![x()]),
+                TensorData::F32(vec![1.0, 9.0, -3.0, 4.0]),
+            ),
+            (
+                node(
+                    "FeatureVectorizer",
+                    2,
+                    1,
+                    vec![ints("inputdimensions", &[2, 1])],
+                ),
+                vec![io("X", FLOAT, &[-1, 2]), io("X1", INT64, &[-1, 1])],
+                io("Y", FLOAT, &[-1, 3]),
+                input(vec![
+                    ("X", vec![1, 2], TensorData::F32(vec![1.0, 2.0])),
+                    ("X1", vec![1, 1], TensorData::I64(vec![3])),
+                ]),
+                TensorData::F32(vec![1.0, 2.0, 3.0]),
+            ),
+            (
+                node("OneHotEncoder", 1, 1, vec![ints("cats_int64s", &[5, 6])]),
+                vec![io("X", INT64, &[-1])],
+                io("Y", FLOAT, &[-1, 2]),
+                input(vec![("X", vec![2], TensorData::I64(vec![6, 5]))]),
+                TensorData::F32(vec![0.0, 1.0, 1.0, 0.0]),
+            ),
+            (
+                node(
+                    "LabelEncoder",
+                    1,
+                    1,
+                    vec![
+                        ints("keys_int64s", &[1, 2]),
+                        ints("values_int64s", &[20, 10]),
+                    ],
+                ),
+                vec![io("X", INT64, &[-1])],
+                io("Y", INT64, &[-1]),
+                input(vec![("X", vec![3], TensorData::I64(vec![2, 3, 1]))]),
+                TensorData::I64(vec![10, -1, 20]),
+            ),
+        ];
+        for (i, (node, inputs, output, x, want)) in cases.into_iter().enumerate() {
+            let op = node.op_type.clone();
+            let bytes = model_bytes(node, inputs, vec![output]);
+            let out = engine
+                .run(&[i as u8; 32], &bytes, &x)
+                .unwrap_or_else(|e| panic!("{op}: {e}"));
+            assert_eq!(out.get("Y").unwrap().data, want, "{op}");
+        }
+    }
+}

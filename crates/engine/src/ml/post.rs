@@ -1,7 +1,7 @@
 //! The `post_transform` attribute shared by the ONNX-ML classifiers and
 //! regressors.
 
-use tract_onnx::prelude::{bail, TractResult};
+use tract_onnx::tract_hir::internal::{bail, TractResult};
 
 /// What is applied to a row of scores.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

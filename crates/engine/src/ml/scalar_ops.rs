@@ -140,8 +140,24 @@ impl Kernel for Binarizer {
         let th = self.threshold;
         let thd = th as f64;
         let y = match x.datum_type() {
-            DatumType::F32 => self.map::<f32>(x, |v| if v > th { 1.0 } else if v.is_nan() { v } else { 0.0 })?,
-            DatumType::F64 => self.map::<f64>(x, |v| if v > thd { 1.0 } else if v.is_nan() { v } else { 0.0 })?,
+            DatumType::F32 => self.map::<f32>(x, |v| {
+                if v > th {
+                    1.0
+                } else if v.is_nan() {
+                    v
+                } else {
+                    0.0
+                }
+            })?,
+            DatumType::F64 => self.map::<f64>(x, |v| {
+                if v > thd {
+                    1.0
+                } else if v.is_nan() {
+                    v
+                } else {
+                    0.0
+                }
+            })?,
             DatumType::I64 => self.map::<i64>(x, |v| (v as f64 > thd) as i64)?,
             DatumType::I32 => self.map::<i32>(x, |v| (v as f64 > thd) as i32)?,
             dt => bail!("Binarizer does not accept {dt:?} inputs"),
@@ -177,8 +193,12 @@ impl Imputer {
         Ok(Self {
             floats,
             ints,
-            replaced_float: node.get_attr_opt::<f32>("replaced_value_float")?.unwrap_or(0.0),
-            replaced_int: node.get_attr_opt::<i64>("replaced_value_int64")?.unwrap_or(0),
+            replaced_float: node
+                .get_attr_opt::<f32>("replaced_value_float")?
+                .unwrap_or(0.0),
+            replaced_int: node
+                .get_attr_opt::<i64>("replaced_value_int64")?
+                .unwrap_or(0),
         })
     }
 
@@ -223,27 +243,44 @@ impl Kernel for Imputer {
         let x = &inputs[0];
         let rf = self.replaced_float;
         let ri = self.replaced_int;
-        let floats = || self.floats.as_deref().context("float input needs imputed_value_floats");
-        let ints = || self.ints.as_deref().context("integer input needs imputed_value_int64s");
-        let y = match x.datum_type() {
-            DatumType::F32 => self.impute::<f32>(x, floats()?, |v| {
-                if rf.is_nan() { v.is_nan() } else { v == rf }
-            })?,
-            DatumType::F64 => {
-                let with: Vec<f64> = floats()?.iter().map(|v| *v as f64).collect();
-                let rd = rf as f64;
-                self.impute::<f64>(x, &with, |v| if rd.is_nan() { v.is_nan() } else { v == rd })?
-            }
-            DatumType::I64 => self.impute::<i64>(x, ints()?, |v| v == ri)?,
-            DatumType::I32 => {
-                let with: Vec<i32> = ints()?
-                    .iter()
-                    .map(|v| i32::try_from(*v).context("imputed value out of int32 range"))
-                    .collect::<TractResult<_>>()?;
-                self.impute::<i32>(x, &with, |v| v as i64 == ri)?
-            }
-            dt => bail!("Imputer does not accept {dt:?} inputs"),
+        let floats = || {
+            self.floats
+                .as_deref()
+                .context("float input needs imputed_value_floats")
         };
+        let ints = || {
+            self.ints
+                .as_deref()
+                .context("integer input needs imputed_value_int64s")
+        };
+        let y =
+            match x.datum_type() {
+                DatumType::F32 => self.impute::<f32>(x, floats()?, |v| {
+                    if rf.is_nan() {
+                        v.is_nan()
+                    } else {
+                        v == rf
+                    }
+                })?,
+                DatumType::F64 => {
+                    let with: Vec<f64> = floats()?.iter().map(|v| *v as f64).collect();
+                    let rd = rf as f64;
+                    self.impute::<f64>(
+                        x,
+                        &with,
+                        |v| if rd.is_nan() { v.is_nan() } else { v == rd },
+                    )?
+                }
+                DatumType::I64 => self.impute::<i64>(x, ints()?, |v| v == ri)?,
+                DatumType::I32 => {
+                    let with: Vec<i32> = ints()?
+                        .iter()
+                        .map(|v| i32::try_from(*v).context("imputed value out of int32 range"))
+                        .collect::<TractResult<_>>()?;
+                    self.impute::<i32>(x, &with, |v| v as i64 == ri)?
+                }
+                dt => bail!("Imputer does not accept {dt:?} inputs"),
+            };
         Ok(tvec!(y.into_tvalue()))
     }
 }
@@ -274,11 +311,18 @@ mod tests {
             vec![floats("offset", &[1.0, 2.0]), floats("scale", &[0.5, 2.0])],
         );
         let k = parse(Scaler::parse, &n).unwrap();
-        let y = k.eval(tvec!(value(&[2, 2], &[3.0f32, 3.0, 5.0, 0.0]))).unwrap();
+        let y = k
+            .eval(tvec!(value(&[2, 2], &[3.0f32, 3.0, 5.0, 0.0])))
+            .unwrap();
         // (3-1)*0.5, (3-2)*2, (5-1)*0.5, (0-2)*2
         assert_eq!(read::<f32>(&y[0]), vec![1.0, 2.0, 2.0, -4.0]);
         // int64 input, one offset for every feature
-        let n = node("Scaler", 1, 1, vec![floats("offset", &[1.0]), floats("scale", &[3.0])]);
+        let n = node(
+            "Scaler",
+            1,
+            1,
+            vec![floats("offset", &[1.0]), floats("scale", &[3.0])],
+        );
         let k = parse(Scaler::parse, &n).unwrap();
         let y = k.eval(tvec!(value(&[1, 3], &[1i64, 2, 3]))).unwrap();
         assert_eq!(read::<f32>(&y[0]), vec![0.0, 3.0, 6.0]);
@@ -292,7 +336,9 @@ mod tests {
     fn binarizer_thresholds() {
         let n = node("Binarizer", 1, 1, vec![float("threshold", 0.5)]);
         let k = parse(Binarizer::parse, &n).unwrap();
-        let y = k.eval(tvec!(value(&[4], &[0.5f32, 0.6, -1.0, f32::NAN]))).unwrap();
+        let y = k
+            .eval(tvec!(value(&[4], &[0.5f32, 0.6, -1.0, f32::NAN])))
+            .unwrap();
         let y = read::<f32>(&y[0]);
         assert_eq!(&y[..3], &[0.0, 1.0, 0.0]);
         assert!(y[3].is_nan());
@@ -324,7 +370,10 @@ mod tests {
             "Imputer",
             1,
             1,
-            vec![ints("imputed_value_int64s", &[7]), int("replaced_value_int64", -1)],
+            vec![
+                ints("imputed_value_int64s", &[7]),
+                int("replaced_value_int64", -1),
+            ],
         );
         let k = parse(Imputer::parse, &n).unwrap();
         let y = k.eval(tvec!(value(&[3], &[-1i64, 0, -1]))).unwrap();

@@ -100,7 +100,9 @@ pub(crate) fn value<T: Datum + Copy>(shape: &[usize], data: &[T]) -> TValue {
 
 pub(crate) fn strings_value(data: &[&str]) -> TValue {
     let v: Vec<String> = data.iter().map(|s| s.to_string()).collect();
-    tract_ndarray::Array1::from_vec(v).into_tensor().into_tvalue()
+    tract_ndarray::Array1::from_vec(v)
+        .into_tensor()
+        .into_tvalue()
 }
 
 pub(crate) fn read<T: Datum + Clone>(v: &TValue) -> Vec<T> {

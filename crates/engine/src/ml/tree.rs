@@ -149,9 +149,10 @@ impl Ensemble {
                 (i, i, 0)
             } else {
                 let find = |id: i64, which: &str| {
-                    index.get(&(tree_ids[i], id)).copied().ok_or_else(|| {
-                        format_err!("{}: {which} node {id} does not exist", here())
-                    })
+                    index
+                        .get(&(tree_ids[i], id))
+                        .copied()
+                        .ok_or_else(|| format_err!("{}: {which} node {id} does not exist", here()))
                 };
                 let yes = find(trues[i], "true")?;
                 let no = find(falses[i], "false")?;
@@ -181,7 +182,10 @@ impl Ensemble {
             ("nodeids", v_nodes.len()),
             ("weights", v_weights.len()),
         ] {
-            ensure!(len == m, "{prefix}_{name} has {len} values, {prefix}_ids has {m}");
+            ensure!(
+                len == m,
+                "{prefix}_{name} has {len} values, {prefix}_ids has {m}"
+            );
         }
         let mut per_node: Vec<Vec<(usize, f64)>> = vec![vec![]; n];
         for j in 0..m {

@@ -23,8 +23,9 @@ use commonware_cryptography::{
             variant::MinSig,
         },
     },
-    ed25519, Random, Signer,
+    ed25519, Signer,
 };
+use commonware_math::algebra::Random;
 use commonware_utils::{ordered::Set, N3f1};
 use rand::{rngs::StdRng, SeedableRng};
 use serde::{Deserialize, Serialize};
@@ -138,7 +139,7 @@ impl NetworkIdentity {
 
     /// The validators in canonical order.
     pub fn participants(&self) -> &[PublicKey] {
-        &self.participants
+        self.participants.as_ref()
     }
 
     pub fn participant_set(&self) -> &Set<PublicKey> {

@@ -44,6 +44,8 @@ const CERTIFICATES_CHANNEL: u64 = 1;
 const RESOLVER_CHANNEL: u64 = 2;
 const BROADCAST_CHANNEL: u64 = 3;
 const MARSHAL_CHANNEL: u64 = 4;
+/// How long [`ValidatorService::stop`] waits for actors to wind down.
+const STOP_TIMEOUT: Duration = Duration::from_secs(3);
 /// Messages queued per channel before the network applies backpressure.
 const MESSAGE_BACKLOG: usize = 1024;
 
@@ -473,11 +475,16 @@ pub fn start<A: Application>(
         .name("verity-consensus".into())
         .spawn(move || {
             cw_tokio::Runner::new(runtime_cfg).start(|context| async move {
-                match run_validator(context, config, app).await {
+                match run_validator(context.clone(), config, app).await {
                     Ok((handle, task)) => {
                         let _ = ready_tx.send(Ok(handle));
                         if let Either::Right((r, _)) = select(stop_rx, task).await {
                             warn!(?r, "validator task ended");
+                        }
+                        // Ask every actor to wind down, then cancel the rest
+                        // (returning from here aborts all tasks).
+                        if let Err(e) = context.stop(0, Some(STOP_TIMEOUT)).await {
+                            warn!(?e, "validator did not stop in time");
                         }
                     }
                     Err(e) => {

@@ -36,6 +36,7 @@ async fn start_validator(
     network: &NetworkIdentity,
     app: TestApp,
     index: usize,
+    generation: usize,
 ) -> (ConsensusHandle, Handle<()>) {
     let me = keys.public_key();
     let control = oracle.control(me.clone());
@@ -44,8 +45,9 @@ async fn start_validator(
     let resolver = control.register(2, QUOTA).await.expect("register");
     let broadcast = control.register(3, QUOTA).await.expect("register");
     let backfill = control.register(4, QUOTA).await.expect("register");
+    // Storage is per validator; metric labels must be unique per start.
     let uid = format!("validator_{index}");
-    let context = context.with_label(&uid);
+    let context = context.with_label(&format!("{uid}_gen{generation}"));
     let marshal = marshal::resolver::p2p::init(
         &context.with_label("backfill"),
         marshal::resolver::p2p::Config {
@@ -136,7 +138,7 @@ fn scenario(seed: u64) -> Vec<Vec<[u8; 32]>> {
         let mut handles = Vec::new();
         for (i, k) in keys.iter().enumerate() {
             let (handle, task) =
-                start_validator(&context, &mut oracle, k, &identity, apps[i].clone(), i).await;
+                start_validator(&context, &mut oracle, k, &identity, apps[i].clone(), i, 0).await;
             handles.push(handle);
             tasks.push(task);
         }
@@ -171,7 +173,7 @@ fn scenario(seed: u64) -> Vec<Vec<[u8; 32]>> {
 
         // Restart it from its storage: it resumes and catches up.
         let (handle0, _task0) =
-            start_validator(&context, &mut oracle, &keys[0], &identity, apps[0].clone(), 0).await;
+            start_validator(&context, &mut oracle, &keys[0], &identity, apps[0].clone(), 0, 1).await;
         let (resumed, _) = handle0.latest_finalized().await.expect("state survived");
         assert!(resumed >= 1);
         let target = others.iter().map(|a| a.height()).max().unwrap_or(0) + 3;

@@ -78,11 +78,13 @@ impl Drop for KillOnDrop {
 }
 
 fn wait_until(limit: Duration, what: &str, done: impl Fn() -> bool) {
+    let t0 = Instant::now();
     let deadline = Instant::now() + limit;
     while !done() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(100));
     }
+    eprintln!("DBG {what}: {:?}", t0.elapsed());
 }
 
 #[test]
@@ -145,13 +147,34 @@ fn tcp_validators_survive_kill_and_restart() {
     // It resumed where it left off rather than replaying from height 1
     // (its application sees only blocks after its last acknowledged one).
     let first = app0.delivered().first().map(|d| d.height).unwrap_or(0);
+    eprintln!("DBG resumed={resumed} first={first} at_kill={at_kill} target={target}");
     assert!(first > 1, "restarted node replayed from genesis");
+
+    // Graceful in-process stop of validator 1 (frees its port and storage),
+    // then restart from the same directory: it resumes and catches up.
+    let mut services: Vec<Option<_>> = services.into_iter().map(Some).collect();
+    let t0 = Instant::now();
+    services[0].take().expect("running").stop();
+    eprintln!("DBG stop1 {:?}", t0.elapsed());
+    let live = [apps[1].clone(), apps[2].clone(), app0.clone()];
+    let before = max_height(&live);
+    wait_until(Duration::from_secs(40), "progress without validator 1", || {
+        min_height(&live) >= before + 3
+    });
+    let app1 = TestApp::default();
+    services[0] = Some(start(config_from_files(&dirs[1]), app1.clone()).expect("restart 1"));
+    let target = max_height(&live);
+    wait_until(Duration::from_secs(40), "validator 1 to catch up", || {
+        app1.height() >= target
+    });
+    assert!(app1.delivered().first().map_or(0, |d| d.height) > 1);
 
     // Everyone agrees, certificates verify, queries work.
     let mut delivered: Vec<_> = apps.iter().map(TestApp::delivered).collect();
     delivered.push(app0.delivered());
+    delivered.push(app1.delivered());
     assert_same_chain(&delivered, &network.identity_bytes(), CHAIN);
-    let handle = services[0].handle();
+    let handle = services[1].as_ref().expect("running").handle();
     let block = futures::executor::block_on(handle.certified_block_at_or_after(2, 1000))
         .expect("certified block");
     crate::consensus::verify_finalization(
@@ -162,8 +185,11 @@ fn tcp_validators_survive_kill_and_restart() {
     )
     .expect("certificate verifies");
 
+    let t0 = Instant::now();
     service0.stop();
-    for s in services {
+    eprintln!("DBG stop0 {:?}", t0.elapsed());
+    for s in services.into_iter().flatten() {
         s.stop();
     }
+    eprintln!("DBG stop all {:?}", t0.elapsed());
 }

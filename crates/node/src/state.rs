@@ -1,0 +1,98 @@
+//! The node's shared state: ledger, hub, engine, chain store, mempool.
+
+use crate::{
+    chain::ChainStore,
+    mempool::{Mempool, MempoolError},
+    metrics::Metrics,
+};
+use std::sync::{Arc, Mutex};
+use verity_engine::Engine;
+use verity_hub::Hub;
+use verity_ledger::{Ledger, TxError};
+use verity_primitives::{Address, PrivateKey, SignedTx, TxBody, B256};
+
+/// Static facts about the node and its network, served by `/v1/status`.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct NodeInfo {
+    pub chain_id: u64,
+    /// Threshold BLS group public key, hex: checks every certificate.
+    pub identity: String,
+    /// Validator peer keys (ed25519, hex).
+    pub validators: Vec<String>,
+    /// This node's validator key (hex).
+    pub validator: String,
+    pub api: String,
+}
+
+/// Why a submitted transaction was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    #[error(transparent)]
+    Tx(#[from] TxError),
+    #[error(transparent)]
+    Mempool(#[from] MempoolError),
+    #[error("model rejected: {0}")]
+    Engine(#[from] verity_engine::EngineError),
+    #[error("manifest does not match the model: {0}")]
+    Manifest(String),
+}
+
+/// Everything the API, the executor and the consensus application share.
+pub struct NodeState {
+    pub ledger: Ledger,
+    pub hub: Hub,
+    pub engine: Arc<dyn Engine>,
+    pub chain: ChainStore,
+    pub mempool: Mutex<Mempool>,
+    pub executor: Option<PrivateKey>,
+    pub info: NodeInfo,
+    pub metrics: Metrics,
+    /// Latest executed height; waiters subscribe to it.
+    pub executed: tokio::sync::watch::Sender<u64>,
+}
+
+impl std::fmt::Debug for NodeState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeState").field("info", &self.info).finish()
+    }
+}
+
+impl NodeState {
+    fn account_nonce(&self, a: &Address) -> u64 {
+        self.ledger.account(a).map(|a| a.nonce).unwrap_or(0)
+    }
+
+    /// Next nonce for `a`, counting its pending transactions.
+    pub fn next_nonce(&self, a: &Address) -> u64 {
+        let n = self.account_nonce(a);
+        self.mempool.lock().expect("mempool lock").next_nonce(a, n)
+    }
+
+    /// Admission: signature, chain, nonce, balance, model schema; for a
+    /// publish, the engine must load the model and agree with the manifest.
+    pub fn submit(&self, tx: SignedTx) -> Result<B256, SubmitError> {
+        let ahead = self.mempool.lock().expect("mempool lock").limits().max_nonce_ahead;
+        self.ledger.check_tx(&tx, ahead)?;
+        if let TxBody::Publish { manifest, onnx } = &tx.tx.body {
+            let info = self.engine.inspect(onnx)?;
+            if info.inputs != manifest.inputs || info.outputs != manifest.outputs {
+                return Err(SubmitError::Manifest(
+                    "declared inputs/outputs differ from the ONNX graph".into(),
+                ));
+            }
+            if info.ops != manifest.ops {
+                return Err(SubmitError::Manifest("declared ops differ from the ONNX graph".into()));
+            }
+        }
+        let id = tx.id();
+        self.mempool.lock().expect("mempool lock").insert(tx)?;
+        self.metrics.txs_submitted.inc();
+        Ok(id)
+    }
+
+    /// Drops pending transactions made stale by executed blocks.
+    pub fn prune_mempool(&self) {
+        let mut pool = self.mempool.lock().expect("mempool lock");
+        pool.prune(|a| self.account_nonce(a));
+    }
+}
