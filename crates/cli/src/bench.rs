@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use verity_engine::{TractEngine, Tensors};
+use verity_engine::{Tensors, TractEngine};
 
 /// The onnxruntime side of the benchmark (`scripts/ort_bench.py`).
 const ORT_SCRIPT: &str = include_str!("../../../scripts/ort_bench.py");
@@ -76,7 +76,8 @@ enum OrtOutput {
 
 #[derive(Debug, PartialEq)]
 struct OrtReport {
-    versions: String,
+    /// onnxruntime, python and numpy versions.
+    versions: [String; 3],
     results: Vec<(String, Result<Stats, String>)>,
 }
 
@@ -120,27 +121,40 @@ pub fn run_engine_bench(args: &BenchArgs) -> anyhow::Result<()> {
             Some(Err(e)) => json!({ "error": e }),
             None => Value::Null,
         };
-        let models: Vec<Value> = cases.iter().zip(&tract).map(|(c, t)| {
-            let o = ort_of(&c.name);
-            json!({"name": c.name, "input": t.as_ref().map(|t| t.1.clone()).ok(),
+        let models: Vec<Value> = cases
+            .iter()
+            .zip(&tract)
+            .map(|(c, t)| {
+                let o = ort_of(&c.name);
+                json!({"name": c.name, "input": t.as_ref().map(|t| t.1.clone()).ok(),
                    "tract": stats(Some(&t.as_ref().map(|t| t.0.clone()).map_err(Clone::clone))),
                    "onnxruntime": stats(o), "ratio": ratio(t, o)})
-        }).collect();
+            })
+            .collect();
         let doc = json!({
             "date": utc_now(), "machine": {"cpu": cpu, "logical_cores": cores},
             "settings": {"runs": args.runs, "warmup": WARMUP_RUNS, "max_seconds": args.max_seconds,
                          "threads": 1, "optimized_build": !cfg!(debug_assertions)},
-            "onnxruntime": match &ort { Ok(r) => json!(r.versions), Err(e) => json!({"error": e}) },
+            "onnxruntime": match &ort {
+                Ok(OrtReport { versions: [o, p, n], .. }) => json!({"version": o, "python": p, "numpy": n}),
+                Err(e) => json!({"error": e}),
+            },
             "models": models,
         });
         println!("{}", serde_json::to_string_pretty(&doc)?);
         return Ok(());
     }
     println!("verity bench: tract (verity-engine) vs onnxruntime, one thread each");
-    println!("machine: {cpu} | {cores} logical cores | {} {}", std::env::consts::OS, std::env::consts::ARCH);
+    println!(
+        "machine: {cpu} | {cores} logical cores | {} {}",
+        std::env::consts::OS,
+        std::env::consts::ARCH
+    );
     println!("date: {}", utc_now());
     match &ort {
-        Ok(r) => println!("onnxruntime: {} (intra_op=1, inter_op=1, sequential)", r.versions),
+        Ok(OrtReport { versions: [o, p, n], .. }) => println!(
+            "onnxruntime: {o} CPUExecutionProvider (intra_op=1, inter_op=1, sequential) via python {p}, numpy {n}"
+        ),
         Err(e) => println!("onnxruntime: not measured: {e}"),
     }
     println!("runs: up to {} per model and engine (at most {} s), {WARMUP_RUNS} warm-up runs; times in ms, median [p10..p90]",
@@ -149,11 +163,16 @@ pub fn run_engine_bench(args: &BenchArgs) -> anyhow::Result<()> {
         println!("note: this is a debug build; build with --release for meaningful tract times");
     }
     println!();
-    let hdr = format!("{:<24} {:<20} {:>9} {:>17} {:>9} {:>17} {:>9}",
-        "model", "input", "tract", "[p10..p90]", "ort", "[p10..p90]", "tract/ort");
+    let hdr = format!(
+        "{:<24} {:<20} {:>9} {:>17} {:>9} {:>17} {:>9}",
+        "model", "input", "tract", "[p10..p90]", "ort", "[p10..p90]", "tract/ort"
+    );
     println!("{hdr}\n{}", "-".repeat(hdr.len()));
     let cell = |r: Option<&Result<Stats, String>>| match r {
-        Some(Ok(s)) => (format!("{:.3}", s.median_ms), format!("{:.3}..{:.3}", s.p10_ms, s.p90_ms)),
+        Some(Ok(s)) => (
+            format!("{:.3}", s.median_ms),
+            format!("{:.3}..{:.3}", s.p10_ms, s.p90_ms),
+        ),
         Some(Err(_)) => ("error".into(), String::new()),
         None => ("-".into(), String::new()),
     };
@@ -165,7 +184,10 @@ pub fn run_engine_bench(args: &BenchArgs) -> anyhow::Result<()> {
         let (om, or) = cell(o);
         let r = ratio(t, o).map_or("-".into(), |r| format!("{r:.2}"));
         let input = t.as_ref().map_or("?", |t| t.1.as_str());
-        println!("{:<24} {:<20} {tm:>9} {tr:>17} {om:>9} {or:>17} {r:>9}", c.name, input);
+        println!(
+            "{:<24} {:<20} {tm:>9} {tr:>17} {om:>9} {or:>17} {r:>9}",
+            c.name, input
+        );
         if let Err(e) = t {
             notes.push(format!("{}: tract: {e}", c.name));
         }
@@ -173,8 +195,14 @@ pub fn run_engine_bench(args: &BenchArgs) -> anyhow::Result<()> {
             notes.push(format!("{}: onnxruntime: {e}", c.name));
         }
     }
+    if ort.is_ok() {
+        notes.push(
+            "ort times include the Python binding's per-call overhead (tens of microseconds)"
+                .into(),
+        );
+    }
     for n in notes {
-        println!("  {n}");
+        println!("note: {n}");
     }
     Ok(())
 }
@@ -200,7 +228,11 @@ fn default_model_dirs() -> anyhow::Result<Vec<PathBuf>> {
             .or_else(|| build_tree.join("models").is_dir().then_some(build_tree))
             .context("no examples/models folder found here or above; pass --models DIR or set VERITY_EXAMPLES")?
     };
-    let dirs: Vec<PathBuf> = ["models", "bench"].iter().map(|d| examples.join(d)).filter(|d| d.is_dir()).collect();
+    let dirs: Vec<PathBuf> = ["models", "bench"]
+        .iter()
+        .map(|d| examples.join(d))
+        .filter(|d| d.is_dir())
+        .collect();
     if dirs.is_empty() {
         bail!("{} has neither models/ nor bench/", examples.display());
     }
@@ -211,20 +243,35 @@ fn default_model_dirs() -> anyhow::Result<Vec<PathBuf>> {
 fn discover(dirs: &[PathBuf]) -> anyhow::Result<Vec<Case>> {
     let mut cases = Vec::new();
     for dir in dirs {
-        let entries = std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))?;
+        let entries =
+            std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))?;
         let mut models: Vec<PathBuf> = entries
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| p.extension().is_some_and(|x| x == "onnx"))
             .collect();
         models.sort();
         for model in models {
-            let Some(name) = model.file_stem().and_then(|s| s.to_str()).map(str::to_owned) else {
+            let Some(name) = model
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .map(str::to_owned)
+            else {
                 continue;
             };
-            let candidates = [dir.join("refs").join(&name).join("sample_0.json"), dir.join(format!("{name}.ref0.json"))];
+            let candidates = [
+                dir.join("refs").join(&name).join("sample_0.json"),
+                dir.join(format!("{name}.ref0.json")),
+            ];
             match candidates.into_iter().find(|p| p.is_file()) {
-                Some(inputs) => cases.push(Case { name, model, inputs }),
-                None => eprintln!("skipping {}: no refs/{name}/sample_0.json or {name}.ref0.json", model.display()),
+                Some(inputs) => cases.push(Case {
+                    name,
+                    model,
+                    inputs,
+                }),
+                None => eprintln!(
+                    "skipping {}: no refs/{name}/sample_0.json or {name}.ref0.json",
+                    model.display()
+                ),
             }
         }
     }
@@ -236,15 +283,23 @@ fn discover(dirs: &[PathBuf]) -> anyhow::Result<Vec<Case>> {
 
 /// Loads the inputs of a reference file: its `inputs` member, or the whole object.
 fn load_inputs(path: &Path) -> anyhow::Result<Tensors> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let doc: Value = serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let doc: Value =
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
     let inputs = doc.get("inputs").unwrap_or(&doc);
     Tensors::from_json(inputs).with_context(|| format!("inputs of {}", path.display()))
 }
 
 /// Times `case` on tract; returns the stats and the input shapes as text.
-fn time_tract(engine: &TractEngine, case: &Case, runs: usize, max_total: Duration) -> anyhow::Result<(Stats, String)> {
-    let onnx = std::fs::read(&case.model).with_context(|| format!("reading {}", case.model.display()))?;
+fn time_tract(
+    engine: &TractEngine,
+    case: &Case,
+    runs: usize,
+    max_total: Duration,
+) -> anyhow::Result<(Stats, String)> {
+    let onnx =
+        std::fs::read(&case.model).with_context(|| format!("reading {}", case.model.display()))?;
     let input = load_inputs(&case.inputs)?;
     let key = verity_primitives::codec::sha256(&onnx);
     let prepared = engine.prepare(&key, &onnx, &input)?;
@@ -260,7 +315,11 @@ fn time_tract(engine: &TractEngine, case: &Case, runs: usize, max_total: Duratio
         p90_ms: ms(t.percentile(90.0)),
         runs: t.samples.len(),
     };
-    let shapes: Vec<String> = input.0.iter().map(|(n, t)| format!("{n}{:?}", t.shape).replace(' ', "")).collect();
+    let shapes: Vec<String> = input
+        .0
+        .iter()
+        .map(|(n, t)| format!("{n}{:?}", t.shape).replace(' ', ""))
+        .collect();
     Ok((stats, shapes.join(" ")))
 }
 
@@ -268,7 +327,12 @@ fn time_tract(engine: &TractEngine, case: &Case, runs: usize, max_total: Duratio
 fn run_ort(args: &BenchArgs, cases: &[Case]) -> Result<OrtReport, String> {
     let mut cmd = Command::new(&args.python);
     cmd.arg("-c").arg(ORT_SCRIPT);
-    cmd.args(["--runs", &args.runs.to_string(), "--warmup", &WARMUP_RUNS.to_string()]);
+    cmd.args([
+        "--runs",
+        &args.runs.to_string(),
+        "--warmup",
+        &WARMUP_RUNS.to_string(),
+    ]);
     cmd.args(["--max-seconds", &args.max_seconds.to_string()]);
     for c in cases {
         cmd.arg("--model").arg(&c.name).arg(&c.model).arg(&c.inputs);
@@ -308,24 +372,35 @@ fn parse_ort_output(stdout: &str) -> anyhow::Result<OrtOutput> {
         python: String,
         models: Vec<Entry>,
     }
-    let line = stdout.lines().rev().find(|l| !l.trim().is_empty()).context("ort_bench.py printed nothing")?;
+    let line = stdout
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .context("ort_bench.py printed nothing")?;
     let v: Value = serde_json::from_str(line).context("ort_bench.py output is not JSON")?;
     if let Some(module) = v.get("missing").and_then(Value::as_str) {
         let detail = v.get("detail").and_then(Value::as_str).unwrap_or_default();
-        return Ok(OrtOutput::Missing { module: module.into(), detail: detail.into() });
+        return Ok(OrtOutput::Missing {
+            module: module.into(),
+            detail: detail.into(),
+        });
     }
     let doc: Doc = serde_json::from_value(v).context("unexpected ort_bench.py output")?;
-    let results = doc.models.into_iter().map(|e| {
-        let r = match e.error {
-            Some(err) => Ok(Err(err)),
-            None => serde_json::from_value::<Stats>(Value::Object(e.rest))
-                .with_context(|| format!("timings of `{}`", e.name))
-                .map(Ok),
-        };
-        r.map(|r| (e.name, r))
-    }).collect::<anyhow::Result<_>>()?;
+    let results = doc
+        .models
+        .into_iter()
+        .map(|e| {
+            let r = match e.error {
+                Some(err) => Ok(Err(err)),
+                None => serde_json::from_value::<Stats>(Value::Object(e.rest))
+                    .with_context(|| format!("timings of `{}`", e.name))
+                    .map(Ok),
+            };
+            r.map(|r| (e.name, r))
+        })
+        .collect::<anyhow::Result<_>>()?;
     Ok(OrtOutput::Report(OrtReport {
-        versions: format!("onnxruntime {} CPUExecutionProvider, python {}, numpy {}", doc.onnxruntime, doc.python, doc.numpy),
+        versions: [doc.onnxruntime, doc.python, doc.numpy],
         results,
     }))
 }
@@ -347,10 +422,16 @@ fn machine() -> (String, usize) {
 
 /// The current UTC date and time, `YYYY-MM-DD HH:MM UTC`.
 fn utc_now() -> String {
-    let secs = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
     let (y, m, d) = civil_from_days((secs / 86_400) as i64);
     let s = secs % 86_400;
-    format!("{y:04}-{m:02}-{d:02} {:02}:{:02} UTC", s / 3600, s % 3600 / 60)
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02} UTC",
+        s / 3600,
+        s % 3600 / 60
+    )
 }
 
 /// Proleptic Gregorian date of a day count since 1970-01-01 (H. Hinnant's algorithm).
@@ -375,17 +456,33 @@ mod tests {
     #[test]
     fn parses_script_output() {
         let out = parse_ort_output(&format!("some warning\n{SAMPLE}\n")).unwrap();
-        let OrtOutput::Report(r) = out else { panic!("not a report: {out:?}") };
-        assert_eq!(r.versions, "onnxruntime 1.32.0 CPUExecutionProvider, python 3.11.7, numpy 2.4.6");
-        let want = Stats { median_ms: 0.038017, p10_ms: 0.037375, p90_ms: 0.042183, runs: 50 };
+        let OrtOutput::Report(r) = out else {
+            panic!("not a report: {out:?}")
+        };
+        assert_eq!(r.versions, ["1.32.0", "3.11.7", "2.4.6"].map(String::from));
+        let want = Stats {
+            median_ms: 0.038017,
+            p10_ms: 0.037375,
+            p90_ms: 0.042183,
+            runs: 50,
+        };
         assert_eq!(r.results[0], ("sk_iris_logreg".to_string(), Ok(want)));
-        assert_eq!(r.results[1], ("bad".to_string(), Err("NoSuchFile: nope.onnx".to_string())));
+        assert_eq!(
+            r.results[1],
+            ("bad".to_string(), Err("NoSuchFile: nope.onnx".to_string()))
+        );
     }
 
     #[test]
     fn parses_missing_module() {
-        let out = parse_ort_output(r#"{"missing": "onnxruntime", "detail": "No module named 'onnxruntime'"}"#).unwrap();
-        let want = OrtOutput::Missing { module: "onnxruntime".into(), detail: "No module named 'onnxruntime'".into() };
+        let out = parse_ort_output(
+            r#"{"missing": "onnxruntime", "detail": "No module named 'onnxruntime'"}"#,
+        )
+        .unwrap();
+        let want = OrtOutput::Missing {
+            module: "onnxruntime".into(),
+            detail: "No module named 'onnxruntime'".into(),
+        };
         assert_eq!(out, want);
     }
 

@@ -10,7 +10,11 @@ pub enum CliError {
     #[error("no node answers at {url}: {reason}\n(start one with `verity devnet`, or point --node / VERITY_NODE at a running node)")]
     Unreachable { url: String, reason: String },
     #[error("node refused the request ({status}, {code}): {message}")]
-    Rejected { status: u16, code: String, message: String },
+    Rejected {
+        status: u16,
+        code: String,
+        message: String,
+    },
     #[error("verification failed: {0}")]
     Verify(String),
     #[error("timed out: {0}")]
@@ -39,18 +43,32 @@ impl Client {
         let http = reqwest::blocking::Client::builder()
             .timeout(Duration::from_secs(330))
             .build()?;
-        Ok(Self { base: base.trim_end_matches('/').to_string(), http })
+        Ok(Self {
+            base: base.trim_end_matches('/').to_string(),
+            http,
+        })
     }
 
     fn handle(&self, r: reqwest::Result<reqwest::blocking::Response>) -> Result<Value> {
-        let resp = r.map_err(|e| CliError::Unreachable { url: self.base.clone(), reason: e.to_string() })?;
+        let resp = r.map_err(|e| CliError::Unreachable {
+            url: self.base.clone(),
+            reason: e.to_string(),
+        })?;
         let status = resp.status();
         let text = resp.text().unwrap_or_default();
         let v: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
         if status.is_client_error() || status.is_server_error() {
             let code = v["error"]["code"].as_str().unwrap_or("unknown").to_string();
-            let message = v["error"]["message"].as_str().map(str::to_string).unwrap_or_else(|| v.to_string());
-            return Err(CliError::Rejected { status: status.as_u16(), code, message }.into());
+            let message = v["error"]["message"]
+                .as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| v.to_string());
+            return Err(CliError::Rejected {
+                status: status.as_u16(),
+                code,
+                message,
+            }
+            .into());
         }
         Ok(v)
     }

@@ -15,7 +15,9 @@ use std::{
 };
 use verity_primitives::PrivateKey;
 
-pub use crate::flows::{bench_e2e, infer, model, receipt, verify, InferArgs, ModelCmd, ReceiptCmd, VerifyArgs};
+pub use crate::flows::{
+    bench_e2e, infer, model, receipt, verify, InferArgs, ModelCmd, ReceiptCmd, VerifyArgs,
+};
 
 /// Global options.
 pub struct Ctx {
@@ -31,7 +33,10 @@ impl Ctx {
 
     /// The account key: --key / VERITY_KEY, else the devnet's dev account.
     pub fn account(&self) -> Result<PrivateKey> {
-        let path = self.key.clone().unwrap_or_else(|| devnet::default_dir().join("dev-account.json"));
+        let path = self
+            .key
+            .clone()
+            .unwrap_or_else(|| devnet::default_dir().join("dev-account.json"));
         keyfile::read(&path).with_context(|| "no account key (pass --key FILE or set VERITY_KEY; `verity devnet` creates a funded one)".to_string())
     }
 
@@ -63,6 +68,9 @@ pub struct DevnetArgs {
     pub p2p_port: u16,
     #[arg(long, default_value_t = 1337)]
     pub chain_id: u64,
+    /// Only write the network layout (keys, genesis, network.json), then exit.
+    #[arg(long)]
+    pub init_only: bool,
 }
 
 #[derive(Args, Debug)]
@@ -107,11 +115,21 @@ pub fn keys(ctx: &Ctx, cmd: KeysCmd) -> Result<()> {
         }
         KeysCmd::Show => {
             let k = ctx.account()?;
-            (k, ctx.key.clone().unwrap_or_else(|| devnet::default_dir().join("dev-account.json")))
+            (
+                k,
+                ctx.key
+                    .clone()
+                    .unwrap_or_else(|| devnet::default_dir().join("dev-account.json")),
+            )
         }
-        KeysCmd::Import { out, secret_file, force } => {
+        KeysCmd::Import {
+            out,
+            secret_file,
+            force,
+        } => {
             let text = match secret_file {
-                Some(f) => std::fs::read_to_string(&f).with_context(|| format!("reading {}", f.display()))?,
+                Some(f) => std::fs::read_to_string(&f)
+                    .with_context(|| format!("reading {}", f.display()))?,
                 None => std::io::read_to_string(std::io::stdin())?,
             };
             let k = PrivateKey::from_hex(&text).context("the secret must be 32 bytes of hex")?;
@@ -120,7 +138,9 @@ pub fn keys(ctx: &Ctx, cmd: KeysCmd) -> Result<()> {
         }
     };
     let v = json!({"address": key.address().to_string(), "key_file": path});
-    ctx.print(&v, || format!("address:  {}\nkey file: {}", key.address(), path.display()));
+    ctx.print(&v, || {
+        format!("address:  {}\nkey file: {}", key.address(), path.display())
+    });
     Ok(())
 }
 
@@ -138,9 +158,18 @@ pub fn status(ctx: &Ctx) -> Result<()> {
 }
 
 fn init_logs(file: &Path) -> Result<()> {
-    let f = std::fs::OpenOptions::new().create(true).append(true).open(file).with_context(|| format!("opening {}", file.display()))?;
-    let filter = tracing_subscriber::EnvFilter::try_from_env("VERITY_LOG").unwrap_or_else(|_| "info".into());
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(false).with_writer(std::sync::Mutex::new(f)).try_init();
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(file)
+        .with_context(|| format!("opening {}", file.display()))?;
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("VERITY_LOG").unwrap_or_else(|_| "info".into());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(false)
+        .with_writer(std::sync::Mutex::new(f))
+        .try_init();
     Ok(())
 }
 
@@ -172,11 +201,29 @@ pub fn devnet(ctx: &Ctx, a: DevnetArgs) -> Result<()> {
     }
     let net_path = dir.join("network.json");
     if !net_path.exists() {
-        devnet::create(&dir, &DevnetSpec { validators: a.validators, chain_id: a.chain_id, api_port: a.api_port, p2p_port: a.p2p_port })?;
+        devnet::create(
+            &dir,
+            &DevnetSpec {
+                validators: a.validators,
+                chain_id: a.chain_id,
+                api_port: a.api_port,
+                p2p_port: a.p2p_port,
+            },
+        )?;
     }
     let net = NetworkFile::load(&net_path)?;
     if net.nodes.len() != a.validators {
-        bail!("{} holds a {}-validator devnet; pass --reset to start a {}-validator one", dir.display(), net.nodes.len(), a.validators);
+        bail!(
+            "{} holds a {}-validator devnet; pass --reset to start a {}-validator one",
+            dir.display(),
+            net.nodes.len(),
+            a.validators
+        );
+    }
+    if a.init_only {
+        let v = json!({"data_dir": dir, "network": net_path, "validators": net.nodes.len()});
+        ctx.print(&v, || format!("wrote {}", net_path.display()));
+        return Ok(());
     }
     let api = format!("http://{}", net.nodes[0].api);
     let banner = |mode: &str| {
@@ -201,12 +248,21 @@ pub fn devnet(ctx: &Ctx, a: DevnetArgs) -> Result<()> {
     let mut children: Vec<Child> = Vec::new();
     for i in 0..net.nodes.len() {
         let home = dir.join(format!("node-{i}"));
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(home.join("stderr.log"))?;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(home.join("stderr.log"))?;
         children.push(
             Command::new(&exe)
-                .args(["node", "--home"]).arg(&home).arg("--network").arg(&net_path)
-                .stdin(Stdio::null()).stdout(Stdio::null()).stderr(log)
-                .spawn().with_context(|| format!("starting node {i}"))?,
+                .args(["node", "--home"])
+                .arg(&home)
+                .arg("--network")
+                .arg(&net_path)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .with_context(|| format!("starting node {i}"))?,
         );
     }
     let result = (|| -> Result<()> {
@@ -214,7 +270,9 @@ pub fn devnet(ctx: &Ctx, a: DevnetArgs) -> Result<()> {
             wait_ready(&format!("http://{}", n.api), Duration::from_secs(60))?;
         }
         banner("processes");
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
         rt.block_on(async {
             loop {
                 tokio::select! {
@@ -240,7 +298,10 @@ pub fn devnet(ctx: &Ctx, a: DevnetArgs) -> Result<()> {
 fn terminate(c: &mut Child) -> Result<()> {
     #[cfg(unix)]
     {
-        let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(c.id().to_string())
+            .status();
         for _ in 0..50 {
             if c.try_wait()?.is_some() {
                 return Ok(());

@@ -19,13 +19,41 @@ use verity_primitives::{Address, ModelId, ModelManifest, PrivateKey};
 
 /// The example models, embedded so that an installed binary needs no files.
 pub const EXAMPLES: &[(&str, &str, &[u8])] = &[
-    ("sk_iris_logreg", "LogisticRegression on iris (4 features, 3 classes)", include_bytes!("../../../examples/models/sk_iris_logreg.onnx")),
-    ("sk_digits_mlp", "MLPClassifier 64-64-32-10 on 8x8 digits", include_bytes!("../../../examples/models/sk_digits_mlp.onnx")),
-    ("sk_breast_cancer_rf", "RandomForest (25 trees) on breast cancer (30 features)", include_bytes!("../../../examples/models/sk_breast_cancer_rf.onnx")),
-    ("sk_wine_gb", "GradientBoosting on wine (13 features, 3 classes)", include_bytes!("../../../examples/models/sk_wine_gb.onnx")),
-    ("np_digits_cnn", "Tiny CNN on 8x8 digits", include_bytes!("../../../examples/models/np_digits_cnn.onnx")),
-    ("magika_standard_v3_3", "Google Magika file-type classifier (214 types)", include_bytes!("../../../examples/models/magika_standard_v3_3.onnx")),
-    ("ppocr_mobile_v2_cls", "PaddleOCR text-direction classifier (0/180 degrees)", include_bytes!("../../../examples/models/ppocr_mobile_v2_cls.onnx")),
+    (
+        "sk_iris_logreg",
+        "LogisticRegression on iris (4 features, 3 classes)",
+        include_bytes!("../../../examples/models/sk_iris_logreg.onnx"),
+    ),
+    (
+        "sk_digits_mlp",
+        "MLPClassifier 64-64-32-10 on 8x8 digits",
+        include_bytes!("../../../examples/models/sk_digits_mlp.onnx"),
+    ),
+    (
+        "sk_breast_cancer_rf",
+        "RandomForest (25 trees) on breast cancer (30 features)",
+        include_bytes!("../../../examples/models/sk_breast_cancer_rf.onnx"),
+    ),
+    (
+        "sk_wine_gb",
+        "GradientBoosting on wine (13 features, 3 classes)",
+        include_bytes!("../../../examples/models/sk_wine_gb.onnx"),
+    ),
+    (
+        "np_digits_cnn",
+        "Tiny CNN on 8x8 digits",
+        include_bytes!("../../../examples/models/np_digits_cnn.onnx"),
+    ),
+    (
+        "magika_standard_v3_3",
+        "Google Magika file-type classifier (214 types)",
+        include_bytes!("../../../examples/models/magika_standard_v3_3.onnx"),
+    ),
+    (
+        "ppocr_mobile_v2_cls",
+        "PaddleOCR text-direction classifier (0/180 degrees)",
+        include_bytes!("../../../examples/models/ppocr_mobile_v2_cls.onnx"),
+    ),
 ];
 
 /// Fee an example model charges per inference.
@@ -52,10 +80,16 @@ pub struct NetworkFile {
 
 impl NetworkFile {
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        let f: Self = serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let f: Self =
+            serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
         if f.version != 1 {
-            bail!("{}: unsupported network file version {}", path.display(), f.version);
+            bail!(
+                "{}: unsupported network file version {}",
+                path.display(),
+                f.version
+            );
         }
         Ok(f)
     }
@@ -66,8 +100,16 @@ impl NetworkFile {
 }
 
 /// Manifest of an embedded example, from the engine's inspection.
-pub fn example_manifest(engine: &TractEngine, name: &str, desc: &str, bytes: &[u8], publisher: Address) -> Result<ModelManifest> {
-    let info = engine.inspect(bytes).with_context(|| format!("inspecting example {name}"))?;
+pub fn example_manifest(
+    engine: &TractEngine,
+    name: &str,
+    desc: &str,
+    bytes: &[u8],
+    publisher: Address,
+) -> Result<ModelManifest> {
+    let info = engine
+        .inspect(bytes)
+        .with_context(|| format!("inspecting example {name}"))?;
     Ok(ModelManifest {
         model_id: ModelId::of_bytes(bytes),
         name: name.into(),
@@ -109,7 +151,9 @@ pub fn create(dir: &Path, spec: &DevnetSpec) -> Result<()> {
         chain_id: spec.chain_id,
         params: Params::default(),
         accounts: vec![(dev.address(), DEV_FUNDS)],
-        executors: (0..spec.validators).map(|i| executor_key(i).address()).collect(),
+        executors: (0..spec.validators)
+            .map(|i| executor_key(i).address())
+            .collect(),
         models,
     };
     let mut nodes = Vec::new();
@@ -128,8 +172,16 @@ pub fn create(dir: &Path, spec: &DevnetSpec) -> Result<()> {
             api: SocketAddr::from(([127, 0, 0, 1], spec.api_port + i as u16)),
         });
     }
-    let file = NetworkFile { version: 1, genesis, identity: serde_json::from_str(&identity.to_json())?, nodes };
-    std::fs::write(dir.join("network.json"), serde_json::to_string_pretty(&file)?)?;
+    let file = NetworkFile {
+        version: 1,
+        genesis,
+        identity: serde_json::from_str(&identity.to_json())?,
+        nodes,
+    };
+    std::fs::write(
+        dir.join("network.json"),
+        serde_json::to_string_pretty(&file)?,
+    )?;
     Ok(())
 }
 
@@ -146,7 +198,8 @@ fn write_private(path: &Path, body: &str) -> Result<()> {
 /// Builds the config of the node whose files are in `home`.
 pub fn node_config(home: &Path, network: &NetworkFile) -> Result<NodeConfig> {
     let keys = ValidatorKeys::from_json(
-        &std::fs::read_to_string(home.join("validator.json")).with_context(|| format!("reading {}/validator.json", home.display()))?,
+        &std::fs::read_to_string(home.join("validator.json"))
+            .with_context(|| format!("reading {}/validator.json", home.display()))?,
     )
     .context("validator key file")?;
     let me = public_key_hex(&keys.public_key());
@@ -161,7 +214,11 @@ pub fn node_config(home: &Path, network: &NetworkFile) -> Result<NodeConfig> {
         .map(|n| Ok((parse_public_key(&n.public_key)?, n.p2p)))
         .collect::<Result<Vec<_>>>()?;
     let executor_path = home.join("executor.json");
-    let executor = if executor_path.exists() { Some(keyfile::read(&executor_path)?) } else { None };
+    let executor = if executor_path.exists() {
+        Some(keyfile::read(&executor_path)?)
+    } else {
+        None
+    };
     Ok(NodeConfig {
         dir: home.to_path_buf(),
         genesis: network.genesis.clone(),
@@ -176,9 +233,15 @@ pub fn node_config(home: &Path, network: &NetworkFile) -> Result<NodeConfig> {
 }
 
 /// Runs one node until Ctrl-C / SIGTERM.
-pub fn run_node_blocking(home: &Path, network: &NetworkFile, on_ready: impl FnOnce(SocketAddr)) -> Result<()> {
+pub fn run_node_blocking(
+    home: &Path,
+    network: &NetworkFile,
+    on_ready: impl FnOnce(SocketAddr),
+) -> Result<()> {
     let cfg = node_config(home, network)?;
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     let node = rt.block_on(async move {
         let node = start_node(cfg).await?;
         on_ready(node.api_addr);
@@ -194,7 +257,8 @@ pub fn run_node_blocking(home: &Path, network: &NetworkFile, on_ready: impl FnOn
 pub async fn shutdown_signal() {
     #[cfg(unix)]
     {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("signal handler");
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("signal handler");
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
             _ = term.recv() => {}
@@ -206,5 +270,8 @@ pub async fn shutdown_signal() {
 
 /// The default data directory of the devnet.
 pub fn default_dir() -> PathBuf {
-    dirs::data_dir().unwrap_or_else(std::env::temp_dir).join("verity").join("devnet")
+    dirs::data_dir()
+        .unwrap_or_else(std::env::temp_dir)
+        .join("verity")
+        .join("devnet")
 }

@@ -7,7 +7,9 @@ use std::{
     process::{Command, Stdio},
     time::{Duration, Instant},
 };
-use verity_primitives::{codec::Canonical, InferenceRequest, Mode, ModelManifest, Tensors, Tx, TxBody};
+use verity_primitives::{
+    codec::Canonical, InferenceRequest, Mode, ModelManifest, Tensors, Tx, TxBody,
+};
 
 fn free_port_block(n: u16) -> Result<u16> {
     for _ in 0..50 {
@@ -29,7 +31,16 @@ fn one_devnet(validators: usize, runs: usize) -> Result<Vec<Duration>> {
     let api = free_port_block(validators as u16)?;
     let p2p = free_port_block(validators as u16 + 10)? + 5;
     let mut child = Command::new(std::env::current_exe()?)
-        .args(["devnet", "--validators", &validators.to_string(), "--api-port", &api.to_string(), "--p2p-port", &p2p.to_string(), "--data-dir"])
+        .args([
+            "devnet",
+            "--validators",
+            &validators.to_string(),
+            "--api-port",
+            &api.to_string(),
+            "--p2p-port",
+            &p2p.to_string(),
+            "--data-dir",
+        ])
         .arg(dir.path())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -45,13 +56,30 @@ fn one_devnet(validators: usize, runs: usize) -> Result<Vec<Duration>> {
             std::thread::sleep(Duration::from_millis(200));
         }
         let key = keyfile::read(&dir.path().join("dev-account.json"))?;
-        let chain_id = c.get("/v1/status")?["chain_id"].as_u64().context("chain id")?;
+        let chain_id = c.get("/v1/status")?["chain_id"]
+            .as_u64()
+            .context("chain id")?;
         let m: ModelManifest = serde_json::from_value(c.get("/v1/models/sk_iris_logreg")?)?;
-        let input = Tensors::from_json_str(r#"{"X": {"shape": [1, 4], "dtype": "float32", "data": [5.9, 3.0, 5.1, 1.8]}}"#)?;
-        let mut nonce = c.get(&format!("/v1/accounts/{}", key.address()))?["next_nonce"].as_u64().context("nonce")?;
+        let input = Tensors::from_json_str(
+            r#"{"X": {"shape": [1, 4], "dtype": "float32", "data": [5.9, 3.0, 5.1, 1.8]}}"#,
+        )?;
+        let mut nonce = c.get(&format!("/v1/accounts/{}", key.address()))?["next_nonce"]
+            .as_u64()
+            .context("nonce")?;
         let mut out = Vec::new();
         for _ in 0..runs {
-            let tx = Tx { chain_id, from: key.address(), nonce, body: TxBody::Infer(InferenceRequest { model: m.model_id, input: input.clone(), mode: Mode::Vanilla, max_fee: m.price }) }.sign(&key);
+            let tx = Tx {
+                chain_id,
+                from: key.address(),
+                nonce,
+                body: TxBody::Infer(InferenceRequest {
+                    model: m.model_id,
+                    input: input.clone(),
+                    mode: Mode::Vanilla,
+                    max_fee: m.price,
+                }),
+            }
+            .sign(&key);
             let t = Instant::now();
             let v = c.post_bytes("/v1/infer?wait=true&timeout_ms=60000", tx.encode())?;
             if v["final"] != serde_json::json!(true) {
@@ -62,19 +90,31 @@ fn one_devnet(validators: usize, runs: usize) -> Result<Vec<Duration>> {
         }
         Ok(out)
     })();
-    let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status();
     let _ = child.wait();
     result
 }
 
 pub fn run(_ctx: &Ctx, runs: usize) -> Result<()> {
     println!("\nend-to-end: infer submitted -> final certified receipt (sk_iris_logreg, {runs} sequential requests)");
-    println!("{:<14} {:>10} {:>10} {:>10}", "devnet", "p10 ms", "median ms", "p90 ms");
+    println!(
+        "{:<14} {:>10} {:>10} {:>10}",
+        "devnet", "p10 ms", "median ms", "p90 ms"
+    );
     for v in [1usize, 4] {
         let mut d = one_devnet(v, runs)?;
         d.sort();
         let pct = |p: f64| d[((d.len() - 1) as f64 * p).round() as usize].as_secs_f64() * 1000.0;
-        println!("{:<14} {:>10.1} {:>10.1} {:>10.1}", format!("{v} validator(s)"), pct(0.1), pct(0.5), pct(0.9));
+        println!(
+            "{:<14} {:>10.1} {:>10.1} {:>10.1}",
+            format!("{v} validator(s)"),
+            pct(0.1),
+            pct(0.5),
+            pct(0.9)
+        );
     }
     Ok(())
 }

@@ -45,7 +45,11 @@ pub struct InferArgs {
     /// Model id, name or name@version.
     pub model: String,
     /// Input tensors as JSON: {"name": {"shape", "dtype", "data"}}.
-    #[arg(long, conflicts_with = "input_file", required_unless_present = "input_file")]
+    #[arg(
+        long,
+        conflicts_with = "input_file",
+        required_unless_present = "input_file"
+    )]
     pub input: Option<String>,
     #[arg(long)]
     pub input_file: Option<PathBuf>,
@@ -57,6 +61,9 @@ pub struct InferArgs {
     /// Seconds to wait for the final receipt.
     #[arg(long, default_value_t = 120)]
     pub timeout: u64,
+    /// Write the receipt bundle (the file `verify` checks) here.
+    #[arg(long)]
+    pub receipt_out: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -85,13 +92,29 @@ pub struct VerifyArgs {
     pub model_file: Option<PathBuf>,
 }
 
-fn sign_and_send(ctx: &Ctx, c: &Client, key: &PrivateKey, body: TxBody, path: &str) -> Result<Value> {
+fn sign_and_send(
+    ctx: &Ctx,
+    c: &Client,
+    key: &PrivateKey,
+    body: TxBody,
+    path: &str,
+) -> Result<Value> {
     let status = c.get("/v1/status")?;
-    let chain_id = status["chain_id"].as_u64().context("status has no chain_id")?;
+    let chain_id = status["chain_id"]
+        .as_u64()
+        .context("status has no chain_id")?;
     let acct = c.get(&format!("/v1/accounts/{}", key.address()))?;
-    let nonce = acct["next_nonce"].as_u64().context("account has no next_nonce")?;
+    let nonce = acct["next_nonce"]
+        .as_u64()
+        .context("account has no next_nonce")?;
     let _ = ctx;
-    let tx = Tx { chain_id, from: key.address(), nonce, body }.sign(key);
+    let tx = Tx {
+        chain_id,
+        from: key.address(),
+        nonce,
+        body,
+    }
+    .sign(key);
     c.post_bytes(path, tx.encode())
 }
 
@@ -103,14 +126,21 @@ fn wait_tx(c: &Client, id: &str, timeout: Duration) -> Result<Value> {
             return Ok(v);
         }
         if start.elapsed() > timeout {
-            return Err(CliError::Timeout(format!("transaction {id} not final after {timeout:?}")).into());
+            return Err(
+                CliError::Timeout(format!("transaction {id} not final after {timeout:?}")).into(),
+            );
         }
         std::thread::sleep(Duration::from_millis(100));
     }
 }
 
 fn describe(m: &ModelManifest) -> String {
-    let specs = |s: &[verity_primitives::TensorSpec]| s.iter().map(|t| t.describe()).collect::<Vec<_>>().join(", ");
+    let specs = |s: &[verity_primitives::TensorSpec]| {
+        s.iter()
+            .map(|t| t.describe())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     format!(
         "{}@{}  {}\n  description: {}\n  inputs:      {}\n  outputs:     {}\n  size:        {} bytes, price {}\n  ops:         {}",
         m.name, m.version, m.model_id, m.description, specs(&m.inputs), specs(&m.outputs), m.size, m.price, m.ops.join(" ")
@@ -120,11 +150,24 @@ fn describe(m: &ModelManifest) -> String {
 pub fn model(ctx: &Ctx, cmd: ModelCmd) -> Result<()> {
     let c = ctx.client()?;
     match cmd {
-        ModelCmd::Publish { file, name, version, description, price } => {
-            let bytes = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
-            let limit = Limits::default().max_model_bytes.min(verity_ledger::Params::default().max_model_bytes as usize);
+        ModelCmd::Publish {
+            file,
+            name,
+            version,
+            description,
+            price,
+        } => {
+            let bytes =
+                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            let limit = Limits::default()
+                .max_model_bytes
+                .min(verity_ledger::Params::default().max_model_bytes as usize);
             if bytes.len() > limit {
-                bail!("{} is {} bytes; the model size limit is {limit}", file.display(), bytes.len());
+                bail!(
+                    "{} is {} bytes; the model size limit is {limit}",
+                    file.display(),
+                    bytes.len()
+                );
             }
             let info = TractEngine::new(Limits::default())
                 .inspect(&bytes)
@@ -144,12 +187,26 @@ pub fn model(ctx: &Ctx, cmd: ModelCmd) -> Result<()> {
             };
             manifest.validate_fields().map_err(anyhow::Error::msg)?;
             let id = manifest.model_id;
-            let sent = sign_and_send(ctx, &c, &key, TxBody::Publish { manifest: manifest.clone(), onnx: bytes }, "/v1/txs")?;
+            let sent = sign_and_send(
+                ctx,
+                &c,
+                &key,
+                TxBody::Publish {
+                    manifest: manifest.clone(),
+                    onnx: bytes,
+                },
+                "/v1/txs",
+            )?;
             let tx_id = sent["tx_id"].as_str().context("no tx_id")?.to_string();
             let done = wait_tx(&c, &tx_id, Duration::from_secs(120))?;
             if done["status"] != json!("applied") {
                 let e = &done["error"];
-                return Err(CliError::Rejected { status: 0, code: e["code"].as_str().unwrap_or("failed").into(), message: e["message"].as_str().unwrap_or("").into() }.into());
+                return Err(CliError::Rejected {
+                    status: 0,
+                    code: e["code"].as_str().unwrap_or("failed").into(),
+                    message: e["message"].as_str().unwrap_or("").into(),
+                }
+                .into());
             }
             let v = json!({"model_id": id, "name": manifest.name, "version": manifest.version, "tx_id": tx_id, "height": done["height"]});
             ctx.print(&v, || id.to_string());
@@ -157,8 +214,12 @@ pub fn model(ctx: &Ctx, cmd: ModelCmd) -> Result<()> {
         ModelCmd::List => {
             let v = c.get("/v1/models")?;
             ctx.print(&v, || {
-                let ms: Vec<ModelManifest> = serde_json::from_value(v["models"].clone()).unwrap_or_default();
-                ms.iter().map(|m| format!("{:<24} {:<8} {}", m.name, m.version, m.model_id)).collect::<Vec<_>>().join("\n")
+                let ms: Vec<ModelManifest> =
+                    serde_json::from_value(v["models"].clone()).unwrap_or_default();
+                ms.iter()
+                    .map(|m| format!("{:<24} {:<8} {}", m.name, m.version, m.model_id))
+                    .collect::<Vec<_>>()
+                    .join("\n")
             });
         }
         ModelCmd::Show { model } => {
@@ -174,29 +235,71 @@ pub fn infer(ctx: &Ctx, a: InferArgs) -> Result<()> {
     let c = ctx.client()?;
     let text = match (&a.input, &a.input_file) {
         (Some(s), _) => s.clone(),
-        (None, Some(f)) => std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?,
+        (None, Some(f)) => {
+            std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?
+        }
         _ => bail!("pass --input JSON or --input-file FILE"),
     };
     let parsed: Value = serde_json::from_str(&text).context("input is not valid JSON")?;
     // Reference files wrap tensors in {"inputs": ...}; accept that too.
     let tensors_json = parsed.get("inputs").cloned().unwrap_or(parsed);
     let input = Tensors::from_json(&tensors_json).context("input tensors")?;
-    let manifest: ModelManifest = serde_json::from_value(c.get(&format!("/v1/models/{}", a.model))?)?;
+    let manifest: ModelManifest =
+        serde_json::from_value(c.get(&format!("/v1/models/{}", a.model))?)?;
     let key = ctx.account()?;
-    let body = TxBody::Infer(InferenceRequest { model: manifest.model_id, input, mode: a.mode, max_fee: a.max_fee.unwrap_or(manifest.price) });
+    let body = TxBody::Infer(InferenceRequest {
+        model: manifest.model_id,
+        input,
+        mode: a.mode,
+        max_fee: a.max_fee.unwrap_or(manifest.price),
+    });
     let timeout_ms = a.timeout * 1000;
-    let v = sign_and_send(ctx, &c, &key, body, &format!("/v1/infer?wait=true&timeout_ms={timeout_ms}"))?;
+    let v = sign_and_send(
+        ctx,
+        &c,
+        &key,
+        body,
+        &format!("/v1/infer?wait=true&timeout_ms={timeout_ms}"),
+    )?;
     if v["status"] == json!("failed") {
-        return Err(CliError::Rejected { status: 0, code: v["error"]["code"].as_str().unwrap_or("failed").into(), message: v["error"]["message"].as_str().unwrap_or("").into() }.into());
+        return Err(CliError::Rejected {
+            status: 0,
+            code: v["error"]["code"].as_str().unwrap_or("failed").into(),
+            message: v["error"]["message"].as_str().unwrap_or("").into(),
+        }
+        .into());
     }
     if v["final"] != json!(true) {
-        return Err(CliError::Timeout(format!("request {} is {} after {}s (check later with `verity receipt show`)", v["request_id"], v["status"], a.timeout)).into());
+        return Err(CliError::Timeout(format!(
+            "request {} is {} after {}s (check later with `verity receipt show`)",
+            v["request_id"], v["status"], a.timeout
+        ))
+        .into());
+    }
+    if let Some(path) = &a.receipt_out {
+        std::fs::write(path, serde_json::to_string_pretty(&v["receipt"])?)
+            .with_context(|| format!("writing {}", path.display()))?;
     }
     let out = json!({"outputs": v["outputs"], "receipt_id": v["receipt_id"], "request_id": v["request_id"], "model": manifest.model_id});
     ctx.print(&out, || {
         let outs = Tensors::from_json(&v["outputs"]).unwrap_or_default();
-        let lines: Vec<String> = outs.0.iter().map(|(n, t)| format!("  {n} {}{:?} = {}", t.dtype(), t.shape, serde_json::to_string(&t.to_json()["data"]).unwrap_or_default())).collect();
-        format!("outputs:\n{}\nreceipt: {}", lines.join("\n"), v["receipt_id"].as_str().unwrap_or(""))
+        let lines: Vec<String> = outs
+            .0
+            .iter()
+            .map(|(n, t)| {
+                format!(
+                    "  {n} {}{:?} = {}",
+                    t.dtype(),
+                    t.shape,
+                    serde_json::to_string(&t.to_json()["data"]).unwrap_or_default()
+                )
+            })
+            .collect();
+        format!(
+            "outputs:\n{}\nreceipt: {}",
+            lines.join("\n"),
+            v["receipt_id"].as_str().unwrap_or("")
+        )
     });
     Ok(())
 }
@@ -229,23 +332,42 @@ pub fn verify(ctx: &Ctx, a: VerifyArgs) -> Result<()> {
         std::fs::read_to_string(&a.receipt).with_context(|| format!("reading {}", a.receipt))?
     } else if a.receipt.starts_with("0x") {
         parse_hex32(&a.receipt).context("receipt id")?;
-        ctx.client()?.get(&format!("/v1/receipts/{}", a.receipt))?.to_string()
+        ctx.client()?
+            .get(&format!("/v1/receipts/{}", a.receipt))?
+            .to_string()
     } else {
-        bail!("`{}` is neither a receipt file nor a 0x receipt id", a.receipt);
+        bail!(
+            "`{}` is neither a receipt file nor a 0x receipt id",
+            a.receipt
+        );
     };
-    let bundle: ReceiptBundle = serde_json::from_str(&text).map_err(|e| CliError::Verify(format!("malformed receipt file: {e}")))?;
+    let bundle: ReceiptBundle = serde_json::from_str(&text)
+        .map_err(|e| CliError::Verify(format!("malformed receipt file: {e}")))?;
     let trusted: Option<Vec<u8>> = match (&a.identity, &a.network) {
-        (Some(h), _) => Some(hex::decode(h.trim_start_matches("0x")).context("--identity must be hex")?),
+        (Some(h), _) => {
+            Some(hex::decode(h.trim_start_matches("0x")).context("--identity must be hex")?)
+        }
         (None, Some(p)) => Some(NetworkFile::load(p)?.identity()?.identity_bytes()),
         (None, None) => {
             let p = devnet::default_dir().join("network.json");
-            if p.exists() { Some(NetworkFile::load(&p)?.identity()?.identity_bytes()) } else { None }
+            if p.exists() {
+                Some(NetworkFile::load(&p)?.identity()?.identity_bytes())
+            } else {
+                None
+            }
         }
     };
     if let Some(f) = &a.model_file {
-        let id = ModelId::of_bytes(&std::fs::read(f).with_context(|| format!("reading {}", f.display()))?);
+        let id = ModelId::of_bytes(
+            &std::fs::read(f).with_context(|| format!("reading {}", f.display()))?,
+        );
         if id != bundle.receipt.model {
-            return Err(CliError::Verify(format!("model mismatch: {} is {id}, the receipt names {}", f.display(), bundle.receipt.model)).into());
+            return Err(CliError::Verify(format!(
+                "model mismatch: {} is {id}, the receipt names {}",
+                f.display(),
+                bundle.receipt.model
+            ))
+            .into());
         }
     }
     let ok = verify_bundle(&bundle, trusted.as_deref()).map_err(|e| CliError::Verify(e.0))?;

@@ -15,7 +15,10 @@ struct KeyFile {
 /// Writes `key` to `path` (0600), refusing to overwrite unless `force`.
 pub fn write(path: &Path, key: &PrivateKey, force: bool) -> Result<()> {
     if path.exists() && !force {
-        bail!("{} already exists (use --force to overwrite)", path.display());
+        bail!(
+            "{} already exists (use --force to overwrite)",
+            path.display()
+        );
     }
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -32,7 +35,9 @@ pub fn write(path: &Path, key: &PrivateKey, force: bool) -> Result<()> {
         use std::os::unix::fs::OpenOptionsExt;
         opts.mode(0o600);
     }
-    let mut f = opts.open(path).with_context(|| format!("writing {}", path.display()))?;
+    let mut f = opts
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -45,12 +50,19 @@ pub fn write(path: &Path, key: &PrivateKey, force: bool) -> Result<()> {
 
 /// Reads a key file.
 pub fn read(path: &Path) -> Result<PrivateKey> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading key file {}", path.display()))?;
-    let kf: KeyFile = serde_json::from_str(&text).with_context(|| format!("{} is not a Verity key file", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading key file {}", path.display()))?;
+    let kf: KeyFile = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a Verity key file", path.display()))?;
     if kf.version != 1 {
-        bail!("{}: unsupported key file version {}", path.display(), kf.version);
+        bail!(
+            "{}: unsupported key file version {}",
+            path.display(),
+            kf.version
+        );
     }
-    let key = PrivateKey::from_hex(&kf.secret).with_context(|| format!("{}: bad secret", path.display()))?;
+    let key = PrivateKey::from_hex(&kf.secret)
+        .with_context(|| format!("{}: bad secret", path.display()))?;
     if key.address().to_string().to_lowercase() != kf.address.to_lowercase() {
         bail!("{}: address does not match the secret", path.display());
     }

@@ -14,10 +14,19 @@ use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
 #[derive(Parser, Debug)]
-#[command(name = "verity", version, about = "Verifiable ONNX inference on a BFT ledger")]
+#[command(
+    name = "verity",
+    version,
+    about = "Verifiable ONNX inference on a BFT ledger"
+)]
 struct Cli {
     /// Node API URL.
-    #[arg(long, global = true, env = "VERITY_NODE", default_value = "http://127.0.0.1:7400")]
+    #[arg(
+        long,
+        global = true,
+        env = "VERITY_NODE",
+        default_value = "http://127.0.0.1:7400"
+    )]
     node: String,
     /// Account key file (default: the devnet's dev account).
     #[arg(long, global = true, env = "VERITY_KEY")]
@@ -68,7 +77,11 @@ struct BenchCmd {
 
 fn main() {
     let cli = Cli::parse();
-    let ctx = commands::Ctx { node: cli.node.clone(), key: cli.key.clone(), json: cli.json };
+    let ctx = commands::Ctx {
+        node: cli.node.clone(),
+        key: cli.key.clone(),
+        json: cli.json,
+    };
     let result: Result<()> = match cli.cmd {
         Cmd::Devnet(a) => commands::devnet(&ctx, a),
         Cmd::Node(a) => commands::node(&ctx, a),
@@ -78,14 +91,31 @@ fn main() {
         Cmd::Receipt(r) => commands::receipt(&ctx, r),
         Cmd::Verify(a) => commands::verify(&ctx, a),
         Cmd::Status => commands::status(&ctx),
-        Cmd::Bench(b) => bench::run_engine_bench(&b.engine)
-            .and_then(|_| if b.e2e { commands::bench_e2e(&ctx, b.e2e_runs) } else { Ok(()) }),
+        Cmd::Bench(b) => bench::run_engine_bench(&b.engine).and_then(|_| {
+            if b.e2e {
+                commands::bench_e2e(&ctx, b.e2e_runs)
+            } else {
+                Ok(())
+            }
+        }),
     };
     if let Err(e) = result {
-        let code = e.downcast_ref::<client::CliError>().map(|c| c.exit_code()).unwrap_or(1);
+        let code = e
+            .downcast_ref::<client::CliError>()
+            .map(|c| c.exit_code())
+            .unwrap_or(1);
         if ctx.json {
-            let kind = match code { 3 => "unreachable", 4 => "rejected", 5 => "verification_failed", 6 => "timeout", _ => "error" };
-            println!("{}", serde_json::json!({"error": {"code": kind, "message": format!("{e:#}")}}));
+            let kind = match code {
+                3 => "unreachable",
+                4 => "rejected",
+                5 => "verification_failed",
+                6 => "timeout",
+                _ => "error",
+            };
+            println!(
+                "{}",
+                serde_json::json!({"error": {"code": kind, "message": format!("{e:#}")}})
+            );
         } else {
             eprintln!("error: {e:#}");
         }

@@ -63,8 +63,15 @@ impl Application for LedgerApp {
             return false;
         };
         let chain_id = self.state.ledger.chain_id();
-        if body.txs.iter().any(|t| t.tx.chain_id != chain_id || t.verify_signature().is_err()) {
-            warn!(height = block.height, "rejecting block: bad transaction signature or chain");
+        if body
+            .txs
+            .iter()
+            .any(|t| t.tx.chain_id != chain_id || t.verify_signature().is_err())
+        {
+            warn!(
+                height = block.height,
+                "rejecting block: bad transaction signature or chain"
+            );
             return false;
         }
         let (c, p) = (block.claim, parent.claim);

@@ -3,10 +3,8 @@
 
 use crate::{consensus::verify_finalization, state::NodeState};
 use verity_primitives::{
-    codec::Canonical,
-    receipt::BUNDLE_VERSION,
-    tx::result_digest,
-    Evidence, Receipt, ReceiptBundle, B256,
+    codec::Canonical, receipt::BUNDLE_VERSION, tx::result_digest, Evidence, Receipt, ReceiptBundle,
+    B256,
 };
 
 /// Why a bundle is not (yet) available.
@@ -65,7 +63,10 @@ pub struct Verified {
 /// Checks a bundle offline. `trusted_identity`, when given, must equal the
 /// bundle's identity (otherwise the certificate only proves consistency
 /// with the key the bundle itself names).
-pub fn verify_bundle(b: &ReceiptBundle, trusted_identity: Option<&[u8]>) -> Result<Verified, VerifyError> {
+pub fn verify_bundle(
+    b: &ReceiptBundle,
+    trusted_identity: Option<&[u8]>,
+) -> Result<Verified, VerifyError> {
     let fail = |m: String| Err(VerifyError(m));
     let mut checks = Vec::new();
     if b.version != BUNDLE_VERSION {
@@ -82,20 +83,35 @@ pub fn verify_bundle(b: &ReceiptBundle, trusted_identity: Option<&[u8]>) -> Resu
     checks.push("receipt id matches its fields".to_string());
     if let Some(input) = &b.input {
         if input.hash() != r.input_hash {
-            return fail(format!("input hash mismatch: input hashes to {:#x}, receipt says {:#x}", input.hash(), r.input_hash));
+            return fail(format!(
+                "input hash mismatch: input hashes to {:#x}, receipt says {:#x}",
+                input.hash(),
+                r.input_hash
+            ));
         }
         checks.push("input matches input_hash".into());
     }
     if let Some(output) = &b.output {
         if output.hash() != r.output_hash {
-            return fail(format!("output hash mismatch: output hashes to {:#x}, receipt says {:#x}", output.hash(), r.output_hash));
+            return fail(format!(
+                "output hash mismatch: output hashes to {:#x}, receipt says {:#x}",
+                output.hash(),
+                r.output_hash
+            ));
         }
         checks.push("output matches output_hash".into());
     }
-    let Evidence::ExecutorSignature { executor, signature } = &r.evidence;
+    let Evidence::ExecutorSignature {
+        executor,
+        signature,
+    } = &r.evidence;
     match signature.recover(&result_digest(&r.request_id, &r.output_hash)) {
         Ok(a) if a == *executor => checks.push(format!("executor signature by {executor}")),
-        Ok(a) => return fail(format!("executor signature mismatch: signed by {a}, receipt names {executor}")),
+        Ok(a) => {
+            return fail(format!(
+                "executor signature mismatch: signed by {a}, receipt names {executor}"
+            ))
+        }
         Err(e) => return fail(format!("executor signature invalid: {e}")),
     }
     let p = &b.state_proof;
@@ -112,7 +128,10 @@ pub fn verify_bundle(b: &ReceiptBundle, trusted_identity: Option<&[u8]>) -> Resu
             first.claim.root
         ));
     }
-    checks.push(format!("receipt included in state root {:#x} (height {})", first.claim.root, first.claim.height));
+    checks.push(format!(
+        "receipt included in state root {:#x} (height {})",
+        first.claim.root, first.claim.height
+    ));
     for pair in b.headers.windows(2) {
         if pair[1].parent != pair[0].digest() {
             return fail(format!("header chain broken at height {}", pair[1].height));
@@ -121,12 +140,22 @@ pub fn verify_bundle(b: &ReceiptBundle, trusted_identity: Option<&[u8]>) -> Resu
     let last = b.headers.last().expect("non-empty");
     if let Some(t) = trusted_identity {
         if t != b.identity.as_slice() {
-            return fail("network identity mismatch: the bundle's identity is not the trusted one".into());
+            return fail(
+                "network identity mismatch: the bundle's identity is not the trusted one".into(),
+            );
         }
     }
-    let info = verify_finalization(&b.identity, &r.chain_id.to_string(), &b.finalization, &last.digest().0)
-        .map_err(|e| VerifyError(format!("finalization certificate invalid: {e}")))?;
-    checks.push(format!("finalization certificate for block {} (view {}) signed by the validator set", last.height, info.view));
+    let info = verify_finalization(
+        &b.identity,
+        &r.chain_id.to_string(),
+        &b.finalization,
+        &last.digest().0,
+    )
+    .map_err(|e| VerifyError(format!("finalization certificate invalid: {e}")))?;
+    checks.push(format!(
+        "finalization certificate for block {} (view {}) signed by the validator set",
+        last.height, info.view
+    ));
     Ok(Verified {
         receipt_id: format!("{:#x}", b.receipt_id),
         checks,

@@ -56,9 +56,14 @@ impl ChainStore {
                     .map_err(err)?;
             }
             let mut claims = w.open_table(CLAIMS).map_err(err)?;
-            let existing = claims.get(header.claim.height).map_err(err)?.map(|v| v.value());
+            let existing = claims
+                .get(header.claim.height)
+                .map_err(err)?
+                .map(|v| v.value());
             if existing.is_none_or(|h| h > header.height) {
-                claims.insert(header.claim.height, header.height).map_err(err)?;
+                claims
+                    .insert(header.claim.height, header.height)
+                    .map_err(err)?;
             }
         }
         w.commit().map_err(err)

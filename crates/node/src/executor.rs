@@ -28,9 +28,15 @@ pub async fn run(state: Arc<NodeState>, key: PrivateKey) {
             }
             let s = state.clone();
             let output = tokio::task::spawn_blocking(move || -> Result<_, String> {
-                let input = s.ledger.input(&id).map_err(|e| e.to_string())?.ok_or("input missing")?;
+                let input = s
+                    .ledger
+                    .input(&id)
+                    .map_err(|e| e.to_string())?
+                    .ok_or("input missing")?;
                 let onnx = s.hub.get(&rec.model).map_err(|e| e.to_string())?;
-                s.engine.run(rec.model.digest(), &onnx, &input).map_err(|e| e.to_string())
+                s.engine
+                    .run(rec.model.digest(), &onnx, &input)
+                    .map_err(|e| e.to_string())
             })
             .await;
             let output = match output {
@@ -55,7 +61,10 @@ pub async fn run(state: Arc<NodeState>, key: PrivateKey) {
                 body: TxBody::Result(InferenceResult {
                     request_id: id,
                     output,
-                    evidence: Evidence::ExecutorSignature { executor: me, signature },
+                    evidence: Evidence::ExecutorSignature {
+                        executor: me,
+                        signature,
+                    },
                 }),
             }
             .sign(&key);

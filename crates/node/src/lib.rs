@@ -13,5 +13,5 @@ pub mod consensus;
 pub mod executor;
 pub mod mempool;
 pub mod metrics;
-pub mod state;
 pub mod service;
+pub mod state;

@@ -15,7 +15,11 @@ pub struct MempoolLimits {
 
 impl Default for MempoolLimits {
     fn default() -> Self {
-        Self { max_txs: 10_000, max_bytes: 256 << 20, max_nonce_ahead: 64 }
+        Self {
+            max_txs: 10_000,
+            max_bytes: 256 << 20,
+            max_nonce_ahead: 64,
+        }
     }
 }
 
@@ -40,7 +44,10 @@ pub struct Mempool {
 
 impl Mempool {
     pub fn new(limits: MempoolLimits) -> Self {
-        Self { limits, ..Default::default() }
+        Self {
+            limits,
+            ..Default::default()
+        }
     }
 
     pub fn limits(&self) -> &MempoolLimits {
@@ -87,7 +94,11 @@ impl Mempool {
 
     /// Transactions for a block: per sender, consecutive nonces from the
     /// account nonce, within `max_bytes`.
-    pub fn select(&self, account_nonce: impl Fn(&Address) -> u64, max_bytes: usize) -> Vec<SignedTx> {
+    pub fn select(
+        &self,
+        account_nonce: impl Fn(&Address) -> u64,
+        max_bytes: usize,
+    ) -> Vec<SignedTx> {
         let mut out = Vec::new();
         let mut used = 0;
         for (from, q) in &self.by_sender {

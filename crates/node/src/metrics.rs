@@ -41,15 +41,43 @@ impl Default for Metrics {
             inferences_executed: Counter::default(),
             http_requests: Counter::default(),
         };
-        r.register("blocks_executed", "Finalized blocks executed", m.blocks.clone());
+        r.register(
+            "blocks_executed",
+            "Finalized blocks executed",
+            m.blocks.clone(),
+        );
         r.register("height", "Last executed height", m.height.clone());
-        r.register("txs_submitted", "Transactions admitted to the mempool", m.txs_submitted.clone());
-        r.register("txs_rejected", "Transactions refused at admission", m.txs_rejected.clone());
-        r.register("txs_applied", "Transactions applied by the ledger", m.txs_applied.clone());
-        r.register("txs_failed", "Included transactions the ledger refused", m.txs_failed.clone());
+        r.register(
+            "txs_submitted",
+            "Transactions admitted to the mempool",
+            m.txs_submitted.clone(),
+        );
+        r.register(
+            "txs_rejected",
+            "Transactions refused at admission",
+            m.txs_rejected.clone(),
+        );
+        r.register(
+            "txs_applied",
+            "Transactions applied by the ledger",
+            m.txs_applied.clone(),
+        );
+        r.register(
+            "txs_failed",
+            "Included transactions the ledger refused",
+            m.txs_failed.clone(),
+        );
         r.register("receipts", "Receipts settled", m.receipts.clone());
-        r.register("inferences_executed", "Inferences run by this node's executor", m.inferences_executed.clone());
-        r.register("http_requests", "HTTP API requests", m.http_requests.clone());
+        r.register(
+            "inferences_executed",
+            "Inferences run by this node's executor",
+            m.inferences_executed.clone(),
+        );
+        r.register(
+            "http_requests",
+            "HTTP API requests",
+            m.http_requests.clone(),
+        );
         *m.registry.lock().expect("registry lock") = r;
         m
     }

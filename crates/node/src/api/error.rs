@@ -17,7 +17,11 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
-        Self { status, code: code.into(), message: message.into() }
+        Self {
+            status,
+            code: code.into(),
+            message: message.into(),
+        }
     }
     pub fn bad_request(code: &str, m: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, code, m)
@@ -41,8 +45,12 @@ impl From<TxError> for ApiError {
     fn from(e: TxError) -> Self {
         let status = match &e {
             TxError::UnknownModel(_) | TxError::UnknownRequest(_) => StatusCode::NOT_FOUND,
-            TxError::NonceReused { .. } | TxError::ModelExists(_) | TxError::NameTaken(_) => StatusCode::CONFLICT,
-            TxError::InsufficientBalance { .. } | TxError::FeeTooLow { .. } => StatusCode::PAYMENT_REQUIRED,
+            TxError::NonceReused { .. } | TxError::ModelExists(_) | TxError::NameTaken(_) => {
+                StatusCode::CONFLICT
+            }
+            TxError::InsufficientBalance { .. } | TxError::FeeTooLow { .. } => {
+                StatusCode::PAYMENT_REQUIRED
+            }
             TxError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             TxError::InvalidModel(_) | TxError::InvalidInput(_) | TxError::UnsupportedMode(_) => {
                 StatusCode::UNPROCESSABLE_ENTITY
@@ -59,7 +67,11 @@ impl From<SubmitError> for ApiError {
         match e {
             SubmitError::Tx(t) => t.into(),
             SubmitError::Mempool(m) => match m {
-                MempoolError::Full => Self::new(StatusCode::SERVICE_UNAVAILABLE, "mempool_full", m.to_string()),
+                MempoolError::Full => Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "mempool_full",
+                    m.to_string(),
+                ),
                 _ => Self::new(StatusCode::CONFLICT, "duplicate", m.to_string()),
             },
             SubmitError::Engine(en) => {
@@ -69,7 +81,9 @@ impl From<SubmitError> for ApiError {
                 };
                 Self::new(status, en.code(), en.to_string())
             }
-            SubmitError::Manifest(m) => Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_manifest", m),
+            SubmitError::Manifest(m) => {
+                Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_manifest", m)
+            }
         }
     }
 }

@@ -22,7 +22,12 @@ type S = State<Arc<NodeState>>;
 pub async fn status(State(s): S) -> Result<Json<Value>, ApiError> {
     let height = s.ledger.height()?;
     let finalized = s.chain.finalized_height().map_err(ApiError::internal)?;
-    let claim = s.chain.header(finalized).map_err(ApiError::internal)?.map(|h| h.claim).unwrap_or_default();
+    let claim = s
+        .chain
+        .header(finalized)
+        .map_err(ApiError::internal)?
+        .map(|h| h.claim)
+        .unwrap_or_default();
     Ok(Json(json!({
         "chain_id": s.info.chain_id,
         "height": finalized,
@@ -39,7 +44,10 @@ pub async fn status(State(s): S) -> Result<Json<Value>, ApiError> {
 }
 
 pub async fn metrics(State(s): S) -> impl IntoResponse {
-    ([(CONTENT_TYPE, "text/plain; version=0.0.4")], s.metrics.render())
+    (
+        [(CONTENT_TYPE, "text/plain; version=0.0.4")],
+        s.metrics.render(),
+    )
 }
 
 pub fn resolve(s: &NodeState, key: &str) -> Result<ModelManifest, ApiError> {
@@ -65,8 +73,12 @@ pub async fn model(State(s): S, Path(key): Path<String>) -> Result<Json<ModelMan
 }
 
 pub async fn account(State(s): S, Path(addr): Path<String>) -> Result<Json<Value>, ApiError> {
-    let a = Address::from_str(&addr)
-        .map_err(|_| ApiError::bad_request("bad_address", format!("`{addr}` is not a 0x-prefixed 20-byte address")))?;
+    let a = Address::from_str(&addr).map_err(|_| {
+        ApiError::bad_request(
+            "bad_address",
+            format!("`{addr}` is not a 0x-prefixed 20-byte address"),
+        )
+    })?;
     let acct = s.ledger.account(&a)?;
     Ok(Json(json!({
         "address": a.to_string(),
@@ -79,9 +91,13 @@ pub async fn account(State(s): S, Path(addr): Path<String>) -> Result<Json<Value
 /// Decodes a signed transaction: canonical bytes (octet-stream) or
 /// `{"tx": ...}` JSON.
 fn decode_tx(headers: &HeaderMap, body: &[u8]) -> Result<SignedTx, ApiError> {
-    let ct = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let ct = headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     if ct.starts_with("application/octet-stream") {
-        return SignedTx::decode(body).map_err(|e| ApiError::bad_request("malformed_tx", e.to_string()));
+        return SignedTx::decode(body)
+            .map_err(|e| ApiError::bad_request("malformed_tx", e.to_string()));
     }
     #[derive(Deserialize)]
     #[serde(deny_unknown_fields)]
@@ -106,25 +122,45 @@ fn body_bytes(b: Body) -> Result<Bytes, ApiError> {
     b.map_err(|e| ApiError::new(e.status(), "body_rejected", e.body_text()))
 }
 
-pub async fn submit_tx(State(s): S, headers: HeaderMap, body: Body) -> Result<impl IntoResponse, ApiError> {
+pub async fn submit_tx(
+    State(s): S,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<impl IntoResponse, ApiError> {
     let tx = decode_tx(&headers, &body_bytes(body)?)?;
     let kind = tx.tx.body.kind();
     let s2 = s.clone();
-    let id = tokio::task::spawn_blocking(move || submit(&s2, tx)).await.map_err(ApiError::internal)??;
-    Ok((StatusCode::ACCEPTED, Json(json!({"tx_id": format!("{id:#x}"), "kind": kind, "status": "pending"}))))
+    let id = tokio::task::spawn_blocking(move || submit(&s2, tx))
+        .await
+        .map_err(ApiError::internal)??;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"tx_id": format!("{id:#x}"), "kind": kind, "status": "pending"})),
+    ))
 }
 
 pub async fn tx_status(State(s): S, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
     let id = parse_id(&id)?;
     if let Some(o) = s.ledger.tx_outcome(&id)? {
-        let status = if o.error.is_some() { "failed" } else { "applied" };
-        return Ok(Json(json!({"tx_id": format!("{id:#x}"), "status": status, "final": true,
-            "height": o.height, "error": o.error.map(|m| json!({"code": o.code, "message": m}))})));
+        let status = if o.error.is_some() {
+            "failed"
+        } else {
+            "applied"
+        };
+        return Ok(Json(
+            json!({"tx_id": format!("{id:#x}"), "status": status, "final": true,
+            "height": o.height, "error": o.error.map(|m| json!({"code": o.code, "message": m}))}),
+        ));
     }
     if s.mempool.lock().expect("mempool lock").contains(&id) {
-        return Ok(Json(json!({"tx_id": format!("{id:#x}"), "status": "pending", "final": false})));
+        return Ok(Json(
+            json!({"tx_id": format!("{id:#x}"), "status": "pending", "final": false}),
+        ));
     }
-    Err(ApiError::not_found("unknown_tx", format!("transaction {id:#x} is not known to this node")))
+    Err(ApiError::not_found(
+        "unknown_tx",
+        format!("transaction {id:#x} is not known to this node"),
+    ))
 }
 
 fn parse_id(s: &str) -> Result<B256, ApiError> {
@@ -146,16 +182,29 @@ pub async fn infer(
 ) -> Result<axum::response::Response, ApiError> {
     let tx = decode_tx(&headers, &body_bytes(body)?)?;
     if !matches!(tx.tx.body, TxBody::Infer(_)) {
-        return Err(ApiError::bad_request("wrong_tx_kind", format!("expected an infer transaction, got {}", tx.tx.body.kind())));
+        return Err(ApiError::bad_request(
+            "wrong_tx_kind",
+            format!("expected an infer transaction, got {}", tx.tx.body.kind()),
+        ));
     }
     let s2 = s.clone();
-    let id = tokio::task::spawn_blocking(move || submit(&s2, tx)).await.map_err(ApiError::internal)??;
+    let id = tokio::task::spawn_blocking(move || submit(&s2, tx))
+        .await
+        .map_err(ApiError::internal)??;
     if !q.wait {
-        return Ok((StatusCode::ACCEPTED, Json(json!({"request_id": format!("{id:#x}"), "status": "pending", "final": false}))).into_response());
+        return Ok((
+            StatusCode::ACCEPTED,
+            Json(json!({"request_id": format!("{id:#x}"), "status": "pending", "final": false})),
+        )
+            .into_response());
     }
     let timeout = Duration::from_millis(q.timeout_ms.unwrap_or(60_000).min(300_000));
     let view = wait_request(&s, id, timeout).await?;
-    let status = if view["final"] == json!(true) { StatusCode::OK } else { StatusCode::ACCEPTED };
+    let status = if view["final"] == json!(true) {
+        StatusCode::OK
+    } else {
+        StatusCode::ACCEPTED
+    };
     Ok((status, Json(view)).into_response())
 }
 
@@ -168,7 +217,10 @@ async fn wait_request(s: &Arc<NodeState>, id: B256, timeout: Duration) -> Result
         if v["final"] == json!(true) || v["status"] == json!("failed") {
             return Ok(v);
         }
-        if tokio::time::timeout_at(deadline, rx.changed()).await.is_err() {
+        if tokio::time::timeout_at(deadline, rx.changed())
+            .await
+            .is_err()
+        {
             return Ok(v);
         }
     }
@@ -184,7 +236,10 @@ fn request_view(s: &NodeState, id: &B256) -> Result<Value, ApiError> {
         if s.mempool.lock().expect("mempool lock").contains(id) {
             return Ok(json!({"request_id": idh, "status": "pending", "final": false}));
         }
-        return Err(ApiError::not_found("unknown_request", format!("request {idh} is not known to this node")));
+        return Err(ApiError::not_found(
+            "unknown_request",
+            format!("request {idh} is not known to this node"),
+        ));
     };
     let mut v = json!({"request_id": idh, "model": rec.model, "mode": rec.mode, "height": rec.height, "final": false});
     match &rec.status {
@@ -201,14 +256,20 @@ fn request_view(s: &NodeState, id: &B256) -> Result<Value, ApiError> {
         }
         RequestStatus::Settled { receipt_id } => {
             v["receipt_id"] = json!(format!("{receipt_id:#x}"));
-            v["outputs"] = s.ledger.output(id)?.map(|o| o.to_json()).unwrap_or(Value::Null);
+            v["outputs"] = s
+                .ledger
+                .output(id)?
+                .map(|o| o.to_json())
+                .unwrap_or(Value::Null);
             match audit::receipt_bundle(s, receipt_id) {
                 Ok(bundle) => {
                     v["status"] = json!("settled");
                     v["final"] = json!(true);
                     v["receipt"] = serde_json::to_value(&bundle).map_err(ApiError::internal)?;
                 }
-                Err(audit::BundleError::NotFinal(_)) => v["status"] = json!("settled_pending_certificate"),
+                Err(audit::BundleError::NotFinal(_)) => {
+                    v["status"] = json!("settled_pending_certificate")
+                }
                 Err(e) => return Err(e.into()),
             }
         }
@@ -216,7 +277,11 @@ fn request_view(s: &NodeState, id: &B256) -> Result<Value, ApiError> {
     Ok(v)
 }
 
-pub async fn request(State(s): S, Path(id): Path<String>, Query(q): Query<WaitQuery>) -> Result<Json<Value>, ApiError> {
+pub async fn request(
+    State(s): S,
+    Path(id): Path<String>,
+    Query(q): Query<WaitQuery>,
+) -> Result<Json<Value>, ApiError> {
     let id = parse_id(&id)?;
     if q.wait {
         let timeout = Duration::from_millis(q.timeout_ms.unwrap_or(60_000).min(300_000));
@@ -228,7 +293,23 @@ pub async fn request(State(s): S, Path(id): Path<String>, Query(q): Query<WaitQu
 pub async fn receipt(State(s): S, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
     let id = parse_id(&id)?;
     let bundle = audit::receipt_bundle(&s, &id)?;
-    Ok(Json(serde_json::to_value(&bundle).map_err(ApiError::internal)?))
+    Ok(Json(
+        serde_json::to_value(&bundle).map_err(ApiError::internal)?,
+    ))
+}
+
+/// The state root after executing `height`, and the finalized header there.
+pub async fn root(State(s): S, Path(height): Path<u64>) -> Result<Json<Value>, ApiError> {
+    let root = s.ledger.root_at(height)?.ok_or_else(|| {
+        ApiError::not_found(
+            "unknown_height",
+            format!("height {height} is not executed yet"),
+        )
+    })?;
+    let header = s.chain.header(height).map_err(ApiError::internal)?;
+    Ok(Json(
+        json!({"height": height, "root": format!("{root:#x}"), "header": header}),
+    ))
 }
 
 pub async fn not_found() -> ApiError {

@@ -33,11 +33,18 @@ pub fn router(state: Arc<NodeState>) -> Router {
         .route("/v1/models", get(handlers::models))
         .route("/v1/models/{id}", get(handlers::model))
         .route("/v1/accounts/{addr}", get(handlers::account))
-        .route("/v1/txs", post(handlers::submit_tx).layer(DefaultBodyLimit::max(MAX_TX_BODY)))
+        .route(
+            "/v1/txs",
+            post(handlers::submit_tx).layer(DefaultBodyLimit::max(MAX_TX_BODY)),
+        )
         .route("/v1/txs/{id}", get(handlers::tx_status))
-        .route("/v1/infer", post(handlers::infer).layer(DefaultBodyLimit::max(MAX_INFER_BODY)))
+        .route(
+            "/v1/infer",
+            post(handlers::infer).layer(DefaultBodyLimit::max(MAX_INFER_BODY)),
+        )
         .route("/v1/requests/{id}", get(handlers::request))
         .route("/v1/receipts/{id}", get(handlers::receipt))
+        .route("/v1/roots/{height}", get(handlers::root))
         .route("/openapi.json", get(openapi::document))
         .route("/metrics", get(handlers::metrics))
         .fallback(handlers::not_found)

@@ -25,7 +25,14 @@ fn with_body(mut v: Value, desc: &str) -> Value {
 
 pub async fn document() -> Json<Value> {
     let tx_errors = ["400", "401", "402", "404", "409", "413", "422"];
-    let mut infer = with_body(op("Submit a signed inference request; with wait=true, block until the receipt is final", "200", &tx_errors), "signed `infer` transaction");
+    let mut infer = with_body(
+        op(
+            "Submit a signed inference request; with wait=true, block until the receipt is final",
+            "200",
+            &tx_errors,
+        ),
+        "signed `infer` transaction",
+    );
     infer["parameters"] = json!([
         {"name": "wait", "in": "query", "schema": {"type": "boolean"}},
         {"name": "timeout_ms", "in": "query", "schema": {"type": "integer"}}]);
@@ -42,6 +49,7 @@ pub async fn document() -> Json<Value> {
             "/v1/infer": {"post": infer},
             "/v1/requests/{id}": {"get": with_id(op("Status, outputs and receipt of an inference request", "200", &["400", "404"]), "id", "0x request id")},
             "/v1/receipts/{id}": {"get": with_id(op("The receipt bundle: receipt, input, output, Merkle proof, headers, finalization certificate", "200", &["400", "404"]), "id", "0x receipt id")},
+            "/v1/roots/{height}": {"get": with_id(op("State root after a height, and the finalized header at that height", "200", &["404"]), "height", "block height")},
             "/metrics": {"get": op("Prometheus metrics", "200", &[])}
         },
         "components": {"schemas": {

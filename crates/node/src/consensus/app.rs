@@ -19,9 +19,7 @@ use commonware_consensus::{
     Heightable, Reporter,
 };
 use commonware_runtime::{Clock, Metrics, Spawner};
-use commonware_utils::{
-    acknowledgement::Exact, channel::mpsc, Acknowledgement, SystemTimeExt,
-};
+use commonware_utils::{acknowledgement::Exact, channel::mpsc, Acknowledgement, SystemTimeExt};
 use futures::StreamExt;
 use rand::Rng;
 use std::{

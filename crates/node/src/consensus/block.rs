@@ -10,7 +10,9 @@ use bytes::{Buf, BufMut, Bytes};
 use commonware_codec::{EncodeSize, Error as CodecError, RangeCfg, Read, Write};
 use commonware_consensus::{types::Height, Heightable};
 use commonware_cryptography::{sha256, Committable, Digestible};
-use verity_primitives::{codec::Canonical, codec::sha256 as sha256_bytes, BlockHeader, StateClaim, B256};
+use verity_primitives::{
+    codec::sha256 as sha256_bytes, codec::Canonical, BlockHeader, StateClaim, B256,
+};
 
 /// Default limit on the size of a block body accepted from the network.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 8 * 1024 * 1024;

@@ -70,7 +70,8 @@ pub fn seed_of(cert: &[u8]) -> Result<(u64, [u8; 32]), ConsensusError> {
 
 /// Decodes an encoded finalization (no trailing bytes allowed).
 pub fn decode_finalization(cert: &[u8]) -> Result<Finalization, ConsensusError> {
-    Finalization::decode_cfg(cert, &()).map_err(|e| ConsensusError::CertificateDecode(e.to_string()))
+    Finalization::decode_cfg(cert, &())
+        .map_err(|e| ConsensusError::CertificateDecode(e.to_string()))
 }
 
 fn info_of(finalization: &Finalization) -> Result<FinalizedInfo, ConsensusError> {

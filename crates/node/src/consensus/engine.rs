@@ -196,13 +196,21 @@ async fn run<E, B, P, S, A, S1, R1, S2, R2, S3, R3, S4, R4, RS>(
     let page_cache = CacheRef::from_pooler(&context, PAGE_CACHE_PAGE_SIZE, PAGE_CACHE_CAPACITY);
     let finalizations = immutable::Archive::<_, Digest, Finalization>::init(
         context.with_label("finalizations_by_height"),
-        archive_config(&prefix, "finalizations", &page_cache, cfg.freezer_table_initial_size, ()),
+        archive_config(
+            &prefix,
+            "finalizations",
+            &page_cache,
+            cfg.freezer_table_initial_size,
+            (),
+        ),
     )
     .await;
     let finalizations = match finalizations {
         Ok(archive) => archive,
         Err(e) => {
-            let _ = ready.send(Err(ConsensusError::Config(format!("finalizations archive: {e}"))));
+            let _ = ready.send(Err(ConsensusError::Config(format!(
+                "finalizations archive: {e}"
+            ))));
             return;
         }
     };
@@ -261,12 +269,8 @@ async fn run<E, B, P, S, A, S1, R1, S2, R2, S3, R3, S4, R4, RS>(
         min_interval: t.block_interval,
         max_future: t.max_future_skew,
     };
-    let (adapter, finalized_rx) = Adapter::new(
-        app.clone(),
-        timing,
-        MAX_PENDING_ACKS.get() * 4,
-        tip.clone(),
-    );
+    let (adapter, finalized_rx) =
+        Adapter::new(app.clone(), timing, MAX_PENDING_ACKS.get() * 4, tip.clone());
     let marshaled: Marshaled<E, A> = Inline::new(
         context.with_label("marshaled"),
         adapter.clone(),
@@ -312,8 +316,16 @@ async fn run<E, B, P, S, A, S1, R1, S2, R2, S3, R3, S4, R4, RS>(
     // Start marshal (and thus the application) before consensus so that
     // replayed consensus events can be handled on restart.
     let marshal_handle = marshal.start(adapter, buffer_mailbox, channels.marshal);
-    let consensus_handle = consensus.start(channels.votes, channels.certificates, channels.resolver);
-    match try_join_all(vec![finalizer, buffer_handle, marshal_handle, consensus_handle]).await {
+    let consensus_handle =
+        consensus.start(channels.votes, channels.certificates, channels.resolver);
+    match try_join_all(vec![
+        finalizer,
+        buffer_handle,
+        marshal_handle,
+        consensus_handle,
+    ])
+    .await
+    {
         Ok(_) => warn!("validator engine stopped"),
         Err(e) => error!(?e, "validator engine failed"),
     }

@@ -252,16 +252,20 @@ pub fn dev_genesis(n: usize, seed: u64) -> (Vec<ValidatorKeys>, NetworkIdentity)
         "validator count out of range"
     );
     let mut rng = StdRng::seed_from_u64(seed);
-    let mut signers: Vec<ed25519::PrivateKey> =
-        (0..n).map(|_| ed25519::PrivateKey::random(&mut rng)).collect();
+    let mut signers: Vec<ed25519::PrivateKey> = (0..n)
+        .map(|_| ed25519::PrivateKey::random(&mut rng))
+        .collect();
     signers.sort_by_key(|s| s.public_key());
     let participants = Set::from_iter_dedup(signers.iter().map(|s| s.public_key()));
     assert_eq!(participants.len(), n, "ed25519 keys collide");
     let (output, shares) =
         dkg::deal::<MinSig, _, N3f1>(&mut rng, Mode::default(), participants.clone())
             .expect("dealing to a non-empty unique set succeeds");
-    let network = NetworkIdentity::new(participants.iter().cloned().collect(), output.public().clone())
-        .expect("dealt polynomial matches the set");
+    let network = NetworkIdentity::new(
+        participants.iter().cloned().collect(),
+        output.public().clone(),
+    )
+    .expect("dealt polynomial matches the set");
     let keys = signers
         .into_iter()
         .map(|signer| {

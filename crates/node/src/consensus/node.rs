@@ -8,13 +8,14 @@
 use super::{
     app::{Application, FinalizedBlock},
     block::Block,
+    consensus_namespace,
     engine::{start_engine, Channels, EngineConfig},
     keys::{NetworkIdentity, ValidatorKeys},
-    consensus_namespace, p2p_namespace, ConsensusError, MarshalMailbox, PublicKey, EPOCH,
+    p2p_namespace, ConsensusError, MarshalMailbox, PublicKey, EPOCH,
 };
 use commonware_codec::Encode;
-use commonware_consensus::{marshal, Heightable};
 use commonware_consensus::types::Height;
+use commonware_consensus::{marshal, Heightable};
 use commonware_cryptography::Digestible;
 use commonware_p2p::{authenticated::discovery, Ingress, Manager};
 use commonware_parallel::Sequential;
@@ -46,6 +47,8 @@ const BROADCAST_CHANNEL: u64 = 3;
 const MARSHAL_CHANNEL: u64 = 4;
 /// How long [`ValidatorService::stop`] waits for actors to wind down.
 const STOP_TIMEOUT: Duration = Duration::from_secs(3);
+/// Time given to aborted tasks to be dropped before the runtime is.
+const SHUTDOWN_GRACE: Duration = Duration::from_millis(250);
 /// Messages queued per channel before the network applies backpressure.
 const MESSAGE_BACKLOG: usize = 1024;
 
@@ -221,7 +224,11 @@ impl std::fmt::Debug for ConsensusHandle {
 }
 
 impl ConsensusHandle {
-    pub(crate) fn new(marshal: MarshalMailbox, tip: Arc<AtomicU64>, processed: Arc<AtomicU64>) -> Self {
+    pub(crate) fn new(
+        marshal: MarshalMailbox,
+        tip: Arc<AtomicU64>,
+        processed: Arc<AtomicU64>,
+    ) -> Self {
         Self {
             marshal,
             tip,
@@ -389,13 +396,14 @@ where
             broadcast,
             marshal: marshal_resolver,
         };
-        let (handle, engine) = match start_engine(context.with_label("engine"), engine_cfg, app, channels).await {
-            Ok(started) => started,
-            Err(e) => {
-                let _ = ready_tx.send(Err(e));
-                return;
-            }
-        };
+        let (handle, engine) =
+            match start_engine(context.with_label("engine"), engine_cfg, app, channels).await {
+                Ok(started) => started,
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e));
+                    return;
+                }
+            };
         info!(public_key = %public_key_hex(&me), listen = %config.listen, "validator started");
         if ready_tx.send(Ok(handle)).is_err() {
             return;
@@ -474,7 +482,8 @@ pub fn start<A: Application>(
     let thread = std::thread::Builder::new()
         .name("verity-consensus".into())
         .spawn(move || {
-            cw_tokio::Runner::new(runtime_cfg).start(|context| async move {
+            let keep_alive = cw_tokio::Runner::new(runtime_cfg).start(|context| async move {
+                let keep_alive = context.clone();
                 match run_validator(context.clone(), config, app).await {
                     Ok((handle, task)) => {
                         let _ = ready_tx.send(Ok(handle));
@@ -491,7 +500,14 @@ pub fn start<A: Application>(
                         let _ = ready_tx.send(Err(e));
                     }
                 }
+                keep_alive
             });
+            // commonware-runtime 2026.3's tokio runner does not wait for
+            // aborted tasks: if the last of them dropped the runtime from a
+            // worker thread, tokio would panic. Hold a context (and so the
+            // runtime) until they are gone and drop it on this plain thread.
+            std::thread::sleep(SHUTDOWN_GRACE);
+            drop(keep_alive);
         })?;
     let handle = match ready_rx.recv() {
         Ok(result) => result?,

@@ -1,8 +1,8 @@
 //! `verify_finalization` against real threshold certificates.
 
 use super::super::{
-    consensus_namespace, dev_genesis, seed_of, verify_finalization, ConsensusError,
-    Finalization, EPOCH,
+    consensus_namespace, dev_genesis, seed_of, verify_finalization, ConsensusError, Finalization,
+    EPOCH,
 };
 use commonware_codec::Encode;
 use commonware_consensus::{

@@ -4,10 +4,9 @@
 
 use super::{assert_same_chain, TestApp};
 use crate::consensus::{
-    consensus_namespace,
+    consensus_namespace, dev_genesis,
     engine::{start_engine, Channels, EngineConfig},
-    dev_genesis, ConsensusHandle, NetworkIdentity, PublicKey, Timeouts, ValidatorKeys,
-    DEFAULT_MAX_BODY_BYTES,
+    ConsensusHandle, NetworkIdentity, PublicKey, Timeouts, ValidatorKeys, DEFAULT_MAX_BODY_BYTES,
 };
 use commonware_consensus::marshal;
 use commonware_p2p::{
@@ -169,11 +168,22 @@ fn scenario(seed: u64) -> Vec<Vec<[u8; 32]>> {
         let others: Vec<&TestApp> = apps[1..].iter().collect();
         let before = others.iter().map(|a| a.height()).max().unwrap_or(0);
         wait_for(&context, &others, before + 10).await;
-        assert!(apps[0].height() <= stopped_at + 1, "stopped validator kept going");
+        assert!(
+            apps[0].height() <= stopped_at + 1,
+            "stopped validator kept going"
+        );
 
         // Restart it from its storage: it resumes and catches up.
-        let (handle0, _task0) =
-            start_validator(&context, &mut oracle, &keys[0], &identity, apps[0].clone(), 0, 1).await;
+        let (handle0, _task0) = start_validator(
+            &context,
+            &mut oracle,
+            &keys[0],
+            &identity,
+            apps[0].clone(),
+            0,
+            1,
+        )
+        .await;
         let (resumed, _) = handle0.latest_finalized().await.expect("state survived");
         assert!(resumed >= 1);
         let target = others.iter().map(|a| a.height()).max().unwrap_or(0) + 3;

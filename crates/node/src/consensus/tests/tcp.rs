@@ -78,13 +78,11 @@ impl Drop for KillOnDrop {
 }
 
 fn wait_until(limit: Duration, what: &str, done: impl Fn() -> bool) {
-    let t0 = Instant::now();
     let deadline = Instant::now() + limit;
     while !done() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(100));
     }
-    eprintln!("DBG {what}: {:?}", t0.elapsed());
 }
 
 #[test]
@@ -97,7 +95,9 @@ fn tcp_validators_survive_kill_and_restart() {
         .zip(&ports)
         .map(|(k, p)| (k.public_key(), SocketAddr::from(([127, 0, 0, 1], *p))))
         .collect();
-    let dirs: Vec<PathBuf> = (0..4).map(|i| root.path().join(format!("node{i}"))).collect();
+    let dirs: Vec<PathBuf> = (0..4)
+        .map(|i| root.path().join(format!("node{i}")))
+        .collect();
     for (i, dir) in dirs.iter().enumerate() {
         write_node_files(dir, &keys[i], &network, &peers, peers[i].1);
     }
@@ -130,9 +130,11 @@ fn tcp_validators_survive_kill_and_restart() {
     child.0.kill().expect("kill");
     child.0.wait().expect("reap");
     let at_kill = max_height(&apps);
-    wait_until(Duration::from_secs(40), "progress without validator 0", || {
-        min_height(&apps) >= at_kill + 5
-    });
+    wait_until(
+        Duration::from_secs(40),
+        "progress without validator 0",
+        || min_height(&apps) >= at_kill + 5,
+    );
 
     // Restart validator 0 from its directory, in this process.
     let app0 = TestApp::default();
@@ -147,20 +149,19 @@ fn tcp_validators_survive_kill_and_restart() {
     // It resumed where it left off rather than replaying from height 1
     // (its application sees only blocks after its last acknowledged one).
     let first = app0.delivered().first().map(|d| d.height).unwrap_or(0);
-    eprintln!("DBG resumed={resumed} first={first} at_kill={at_kill} target={target}");
     assert!(first > 1, "restarted node replayed from genesis");
 
     // Graceful in-process stop of validator 1 (frees its port and storage),
     // then restart from the same directory: it resumes and catches up.
     let mut services: Vec<Option<_>> = services.into_iter().map(Some).collect();
-    let t0 = Instant::now();
     services[0].take().expect("running").stop();
-    eprintln!("DBG stop1 {:?}", t0.elapsed());
     let live = [apps[1].clone(), apps[2].clone(), app0.clone()];
     let before = max_height(&live);
-    wait_until(Duration::from_secs(40), "progress without validator 1", || {
-        min_height(&live) >= before + 3
-    });
+    wait_until(
+        Duration::from_secs(40),
+        "progress without validator 1",
+        || min_height(&live) >= before + 3,
+    );
     let app1 = TestApp::default();
     services[0] = Some(start(config_from_files(&dirs[1]), app1.clone()).expect("restart 1"));
     let target = max_height(&live);
@@ -185,11 +186,8 @@ fn tcp_validators_survive_kill_and_restart() {
     )
     .expect("certificate verifies");
 
-    let t0 = Instant::now();
     service0.stop();
-    eprintln!("DBG stop0 {:?}", t0.elapsed());
     for s in services.into_iter().flatten() {
         s.stop();
     }
-    eprintln!("DBG stop all {:?}", t0.elapsed());
 }

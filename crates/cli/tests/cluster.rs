@@ -1,0 +1,123 @@
+//! Multi-process networks on loopback: agreement on state roots, liveness
+//! with a validator killed (-9), catch-up after restart, and durability of
+//! everything the API reported final across a crash.
+
+use anyhow::{Context, Result};
+use std::{path::Path, time::Duration};
+use verity_testkit::{Api, Cluster};
+
+const IRIS: &str = r#"{"X":{"shape":[1,4],"dtype":"float32","data":[5.1,3.4,1.5,0.2]}}"#;
+
+fn bin() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_verity"))
+}
+
+/// Runs an inference through the CLI against `api`; returns the receipt id.
+fn infer(c: &Cluster, api: &Api) -> Result<String> {
+    let out = std::process::Command::new(bin())
+        .args([
+            "--node",
+            &api.url,
+            "infer",
+            "sk_iris_logreg",
+            "--input",
+            IRIS,
+            "--json",
+            "--timeout",
+            "90",
+        ])
+        .env("VERITY_KEY", c.dev_key()?)
+        .output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "infer failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    assert_eq!(v["outputs"]["label"]["data"][0], 0, "{v}");
+    Ok(v["receipt_id"].as_str().context("receipt_id")?.to_string())
+}
+
+fn verify(c: &Cluster, receipt: &str) -> Result<()> {
+    let net = c.dir.path().join("network.json");
+    let (code, out, err) = c.cli(&["verify", receipt, "--network", net.to_str().unwrap()])?;
+    anyhow::ensure!(code == 0, "verify {receipt}: {out}{err}");
+    Ok(())
+}
+
+fn assert_same_roots(apis: &[&Api], upto: u64) -> Result<()> {
+    for h in 1..=upto {
+        let roots: Vec<String> = apis.iter().map(|a| a.root_at(h)).collect::<Result<_>>()?;
+        assert!(
+            roots.windows(2).all(|w| w[0] == w[1]),
+            "roots differ at height {h}: {roots:?}"
+        );
+    }
+    Ok(())
+}
+
+#[test]
+fn four_validators_agree_survive_a_kill_and_catch_up() -> Result<()> {
+    let mut c = Cluster::start(bin(), 4)?;
+    let t = Duration::from_secs(60);
+    for a in &c.apis {
+        a.wait_height(3, t)?;
+    }
+    let r1 = infer(&c, &c.apis[0])?;
+    verify(&c, &r1)?;
+    let h = c
+        .apis
+        .iter()
+        .map(|a| a.height())
+        .collect::<Result<Vec<_>>>()?
+        .into_iter()
+        .min()
+        .unwrap();
+    assert_same_roots(&c.apis.iter().collect::<Vec<_>>(), h)?;
+
+    // 3 of 4 keep finalizing without node 3.
+    c.kill9(3)?;
+    let before = c.apis[0].height()?;
+    for a in &c.apis[..3] {
+        a.wait_height(before + 8, t)?;
+    }
+    // Node 3 restarts from its storage and catches up.
+    c.start_node(3)?;
+    c.apis[3].wait_ready(t)?;
+    let target = c.apis[0].height()?;
+    c.apis[3].wait_height(target, Duration::from_secs(90))?;
+    assert_same_roots(&c.apis.iter().collect::<Vec<_>>(), target)?;
+    // The restarted node serves and settles new work, and still has old receipts.
+    let r2 = infer(&c, &c.apis[3])?;
+    let (code, _, err) = c.cli(&["receipt", "show", &r1])?;
+    assert_eq!(code, 0, "{err}");
+    verify(&c, &r2)?;
+    Ok(())
+}
+
+#[test]
+fn kill9_loses_nothing_reported_final() -> Result<()> {
+    let mut c = Cluster::start(bin(), 1)?;
+    let api = c.apis[0].clone();
+    let mut receipts = Vec::new();
+    for _ in 0..3 {
+        receipts.push(infer(&c, &api)?);
+    }
+    let height = api.height()?;
+    let root = api.root_at(height)?;
+    // Kill while the chain is running, twice, with work in between.
+    c.kill9(0)?;
+    c.start_node(0)?;
+    api.wait_ready(Duration::from_secs(60))?;
+    receipts.push(infer(&c, &api)?);
+    c.kill9(0)?;
+    c.start_node(0)?;
+    api.wait_ready(Duration::from_secs(60))?;
+    assert!(api.height()? >= height);
+    assert_eq!(api.root_at(height)?, root, "history changed across a crash");
+    for r in &receipts {
+        verify(&c, r)?;
+    }
+    api.wait_height(api.height()? + 3, Duration::from_secs(60))?;
+    Ok(())
+}
