@@ -63,11 +63,11 @@ fn one_devnet(validators: usize, runs: usize) -> Result<Vec<Duration>> {
         let input = Tensors::from_json_str(
             r#"{"X": {"shape": [1, 4], "dtype": "float32", "data": [5.9, 3.0, 5.1, 1.8]}}"#,
         )?;
-        let mut nonce = c.get(&format!("/v1/accounts/{}", key.address()))?["next_nonce"]
+        let first_nonce = c.get(&format!("/v1/accounts/{}", key.address()))?["next_nonce"]
             .as_u64()
             .context("nonce")?;
         let mut out = Vec::new();
-        for _ in 0..runs {
+        for nonce in first_nonce..first_nonce + runs as u64 {
             let tx = Tx {
                 chain_id,
                 from: key.address(),
@@ -86,7 +86,6 @@ fn one_devnet(validators: usize, runs: usize) -> Result<Vec<Duration>> {
                 bail!("inference did not finalize: {v}");
             }
             out.push(t.elapsed());
-            nonce += 1;
         }
         Ok(out)
     })();

@@ -126,11 +126,12 @@ pub(crate) fn write_height(w: &WriteTransaction, h: u64) -> Result<(), LedgerErr
     Ok(())
 }
 
+/// A state root with the sorted leaf hashes and keys it was built from.
+pub(crate) type RootPass = (B256, Vec<B256>, Vec<Vec<u8>>);
+
 /// Root over the whole state table, plus the sorted leaf hashes and keys
 /// (so proofs for new entries can be cut from the same pass).
-pub(crate) fn compute_root(
-    w: &WriteTransaction,
-) -> Result<(B256, Vec<B256>, Vec<Vec<u8>>), LedgerError> {
+pub(crate) fn compute_root(w: &WriteTransaction) -> Result<RootPass, LedgerError> {
     let t = w.open_table(STATE)?;
     let mut leaves = Vec::new();
     let mut keys = Vec::new();

@@ -139,7 +139,7 @@ fn inference_settles_with_provable_receipt_and_fees() {
     let mut w = World::new();
     let l = w.ledger();
     let req = w.infer(0, 500);
-    w.block(&l, &[req.clone()]);
+    w.block(&l, std::slice::from_ref(&req));
     let rid = req.id();
     assert_eq!(
         l.request(&rid).unwrap().unwrap().status,
@@ -190,7 +190,7 @@ fn replay_underfunded_wrong_chain_and_bad_signature_are_rejected() {
         )
     };
     let ok = t(0, 5);
-    w.block(&l, &[ok.clone()]);
+    w.block(&l, std::slice::from_ref(&ok));
     assert_eq!(outcome_code(&l, &ok), None);
     let root_before = l.root_at(w.height).unwrap();
     // Replay of the same transaction.
@@ -290,7 +290,7 @@ fn bad_requests_and_results_are_refused() {
     ));
     // A result from someone who is not the assigned executor.
     let req = w.infer(0, 500);
-    w.block(&l, &[req.clone()]);
+    w.block(&l, std::slice::from_ref(&req));
     w.block(&l, &[]);
     let mut forged = w.result(0, req.id(), 1.0);
     forged.tx.from = w.alice.address();
@@ -299,7 +299,7 @@ fn bad_requests_and_results_are_refused() {
         ..forged.tx
     }
     .sign(&w.alice);
-    w.block(&l, &[forged.clone()]);
+    w.block(&l, std::slice::from_ref(&forged));
     assert_eq!(outcome_code(&l, &forged).as_deref(), Some("invalid_result"));
 }
 

@@ -19,6 +19,9 @@ fn err(e: impl std::fmt::Display) -> ChainError {
     ChainError(e.to_string())
 }
 
+/// Headers from a claiming block to a certified one, and the certificate.
+pub type CertifiedHeaders = (Vec<BlockHeader>, Vec<u8>);
+
 /// Finalized headers and certificates on redb.
 pub struct ChainStore {
     db: Database,
@@ -91,7 +94,7 @@ impl ChainStore {
     pub fn certified_claim(
         &self,
         state_height: u64,
-    ) -> Result<Option<(Vec<BlockHeader>, Vec<u8>)>, ChainError> {
+    ) -> Result<Option<CertifiedHeaders>, ChainError> {
         let r = self.db.begin_read().map_err(err)?;
         let claims = r.open_table(CLAIMS).map_err(err)?;
         let Some(first) = claims.get(state_height).map_err(err)?.map(|v| v.value()) else {

@@ -1,1 +1,172 @@
+//! Starting a full node: ledger, hub, engine, chain store, consensus,
+//! executor and API, from files written by `verity devnet` or an operator.
 
+use crate::{
+    api,
+    application::LedgerApp,
+    chain::ChainStore,
+    consensus::{
+        self, public_key_hex, NetworkIdentity, PublicKey, ValidatorConfig, ValidatorKeys,
+        ValidatorService,
+    },
+    executor,
+    mempool::{Mempool, MempoolLimits},
+    metrics::Metrics,
+    state::{NodeInfo, NodeState},
+};
+use std::{
+    net::SocketAddr,
+    path::PathBuf,
+    sync::{Arc, Mutex},
+};
+use tracing::info;
+use verity_engine::{Limits, TractEngine};
+use verity_hub::Hub;
+use verity_ledger::{Genesis, Ledger};
+use verity_primitives::PrivateKey;
+
+/// Everything a node needs to start.
+pub struct NodeConfig {
+    /// Node directory: ledger.redb, chain.redb, hub/, consensus/.
+    pub dir: PathBuf,
+    pub genesis: Genesis,
+    pub keys: ValidatorKeys,
+    pub network: NetworkIdentity,
+    /// Every validator's p2p address (ours included).
+    pub peers: Vec<(PublicKey, SocketAddr)>,
+    pub p2p_listen: SocketAddr,
+    pub api_listen: SocketAddr,
+    /// The executor key, when this node executes inferences.
+    pub executor: Option<PrivateKey>,
+    pub engine_limits: Limits,
+}
+
+impl std::fmt::Debug for NodeConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeConfig")
+            .field("dir", &self.dir)
+            .field("api", &self.api_listen)
+            .finish()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error("{0}")]
+    Start(String),
+}
+
+fn start_err(what: &str) -> impl Fn(&dyn std::fmt::Display) -> NodeError + '_ {
+    move |e| NodeError::Start(format!("{what}: {e}"))
+}
+
+/// A running node.
+pub struct RunningNode {
+    pub state: Arc<NodeState>,
+    pub api_addr: SocketAddr,
+    consensus: Option<ValidatorService>,
+    api_task: tokio::task::JoinHandle<()>,
+    executor_task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for RunningNode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunningNode")
+            .field("api", &self.api_addr)
+            .finish()
+    }
+}
+
+impl RunningNode {
+    /// Stops consensus, the executor and the API.
+    pub fn stop(mut self) {
+        self.api_task.abort();
+        if let Some(t) = self.executor_task.take() {
+            t.abort();
+        }
+        if let Some(c) = self.consensus.take() {
+            c.stop();
+        }
+    }
+}
+
+/// Opens storage and starts every service. Must be called inside a tokio
+/// runtime (the API and executor run on it; consensus runs on its own).
+pub async fn start_node(cfg: NodeConfig) -> Result<RunningNode, NodeError> {
+    std::fs::create_dir_all(&cfg.dir).map_err(|e| start_err("node dir")(&e))?;
+    let ledger = Ledger::open(&cfg.dir.join("ledger.redb"), cfg.genesis.clone())
+        .map_err(|e| start_err("ledger")(&e))?;
+    let hub = Hub::open(cfg.dir.join("hub")).map_err(|e| start_err("hub")(&e))?;
+    for m in &cfg.genesis.models {
+        if !hub.contains(&m.model_id) {
+            return Err(NodeError::Start(format!(
+                "genesis model {} ({}) is missing from the hub",
+                m.name, m.model_id
+            )));
+        }
+    }
+    let chain =
+        ChainStore::open(&cfg.dir.join("chain.redb")).map_err(|e| start_err("chain store")(&e))?;
+    let listener = tokio::net::TcpListener::bind(cfg.api_listen)
+        .await
+        .map_err(|e| start_err("API listen")(&e))?;
+    let api_addr = listener
+        .local_addr()
+        .map_err(|e| start_err("API address")(&e))?;
+    let executed = ledger.height().map_err(|e| start_err("ledger")(&e))?;
+    let state = Arc::new(NodeState {
+        ledger,
+        hub,
+        engine: Arc::new(TractEngine::new(cfg.engine_limits.clone())),
+        chain,
+        mempool: Mutex::new(Mempool::new(MempoolLimits::default())),
+        executor: cfg.executor.clone(),
+        info: NodeInfo {
+            chain_id: cfg.genesis.chain_id,
+            identity: cfg.network.identity_hex(),
+            validators: cfg
+                .network
+                .participants()
+                .iter()
+                .map(public_key_hex)
+                .collect(),
+            validator: public_key_hex(&cfg.keys.public_key()),
+            api: format!("http://{api_addr}"),
+        },
+        metrics: Metrics::default(),
+        executed: tokio::sync::watch::channel(executed).0,
+    });
+    let router = api::router(state.clone());
+    let api_task = tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, router).await {
+            tracing::error!(%e, "API server stopped");
+        }
+    });
+    let executor_task = cfg
+        .executor
+        .clone()
+        .map(|k| tokio::spawn(executor::run(state.clone(), k)));
+    let vcfg = ValidatorConfig::new(
+        &cfg.dir,
+        cfg.genesis.chain_id.to_string(),
+        cfg.keys,
+        cfg.network,
+        cfg.peers,
+        cfg.p2p_listen,
+    );
+    let app = LedgerApp {
+        state: state.clone(),
+    };
+    let consensus = tokio::task::spawn_blocking(move || consensus::start(vcfg, app))
+        .await
+        .map_err(|e| start_err("consensus")(&e))?
+        .map_err(|e| start_err("consensus")(&e))?;
+    info!(api = %api_addr, height = executed, "node started");
+    Ok(RunningNode {
+        state,
+        api_addr,
+        consensus: Some(consensus),
+        api_task,
+        executor_task,
+    })
+}
