@@ -53,7 +53,9 @@ pub struct NodeState {
 
 impl std::fmt::Debug for NodeState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NodeState").field("info", &self.info).finish()
+        f.debug_struct("NodeState")
+            .field("info", &self.info)
+            .finish()
     }
 }
 
@@ -71,7 +73,12 @@ impl NodeState {
     /// Admission: signature, chain, nonce, balance, model schema; for a
     /// publish, the engine must load the model and agree with the manifest.
     pub fn submit(&self, tx: SignedTx) -> Result<B256, SubmitError> {
-        let ahead = self.mempool.lock().expect("mempool lock").limits().max_nonce_ahead;
+        let ahead = self
+            .mempool
+            .lock()
+            .expect("mempool lock")
+            .limits()
+            .max_nonce_ahead;
         self.ledger.check_tx(&tx, ahead)?;
         if let TxBody::Publish { manifest, onnx } = &tx.tx.body {
             let info = self.engine.inspect(onnx)?;
@@ -81,7 +88,9 @@ impl NodeState {
                 ));
             }
             if info.ops != manifest.ops {
-                return Err(SubmitError::Manifest("declared ops differ from the ONNX graph".into()));
+                return Err(SubmitError::Manifest(
+                    "declared ops differ from the ONNX graph".into(),
+                ));
             }
         }
         let id = tx.id();

@@ -18,6 +18,7 @@ use commonware_consensus::{
     types::Height,
     Heightable, Reporter,
 };
+use commonware_cryptography::Digestible;
 use commonware_runtime::{Clock, Metrics, Spawner};
 use commonware_utils::{acknowledgement::Exact, channel::mpsc, Acknowledgement, SystemTimeExt};
 use futures::StreamExt;
@@ -79,6 +80,8 @@ pub(crate) struct BlockTiming {
     pub min_interval: Duration,
     /// Verifiers refuse timestamps further than this ahead of their clock.
     pub max_future: Duration,
+    /// Bodies larger than this are not proposed (peers would not decode them).
+    pub max_body_bytes: usize,
 }
 
 /// Adapts an [`Application`] to commonware's marshal interfaces.
@@ -146,6 +149,14 @@ where
         }
 
         let (claim, body) = self.app.propose(parent).await;
+        if body.len() > self.timing.max_body_bytes {
+            warn!(
+                size = body.len(),
+                max = self.timing.max_body_bytes,
+                "application proposed an oversized body; skipping proposal"
+            );
+            return None;
+        }
         let timestamp_ms = runtime
             .current()
             .epoch_millis()
@@ -236,6 +247,7 @@ pub(crate) async fn run_finalizer<A: Application>(
         let finalization = marshal
             .get_finalization(height)
             .await
+            .filter(|f| f.proposal.payload == block.digest())
             .map(|f| f.encode().to_vec());
         let (header, body) = block.into_parts();
         app.finalized(header, body, finalization).await;

@@ -268,6 +268,7 @@ async fn run<E, B, P, S, A, S1, R1, S2, R2, S3, R3, S4, R4, RS>(
     let timing = BlockTiming {
         min_interval: t.block_interval,
         max_future: t.max_future_skew,
+        max_body_bytes: cfg.max_body_bytes,
     };
     let (adapter, finalized_rx) =
         Adapter::new(app.clone(), timing, MAX_PENDING_ACKS.get() * 4, tip.clone());

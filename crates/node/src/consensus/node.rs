@@ -319,9 +319,10 @@ where
 {
     config.timeouts.validate()?;
     let me = config.keys.public_key();
-    if config.network.participant_set().position(&me).is_none() {
-        return Err(ConsensusError::Config("our key is not a validator".into()));
-    }
+    // Refuse keys that do not belong to this network before opening sockets.
+    config
+        .network
+        .signer_scheme(&consensus_namespace(&config.chain_id), &config.keys)?;
     let max_message = u32::try_from(config.max_body_bytes.saturating_add(64 * 1024))
         .map_err(|_| ConsensusError::Config("max_body_bytes too large".into()))?;
     let (ready_tx, ready_rx) = oneshot::channel();
@@ -466,12 +467,19 @@ impl Drop for ValidatorService {
 /// Starts a validator over TCP on a dedicated thread running the commonware
 /// tokio runtime, with storage under `<config.dir>/consensus`. Returns once
 /// storage is recovered and the node is running.
+///
+/// This blocks the calling thread during recovery (and [`ValidatorService`]
+/// blocks on stop/drop), so from async code call it via `spawn_blocking`.
+/// The returned [`ConsensusHandle`] works from any executor. A node killed
+/// at any point (even `kill -9`) resumes from its directory.
 pub fn start<A: Application>(
     config: ValidatorConfig,
     app: A,
 ) -> Result<ValidatorService, ConsensusError> {
     let storage = config.dir.join("consensus");
     std::fs::create_dir_all(&storage)?;
+    // Report an unusable listen address here rather than from inside p2p.
+    drop(std::net::TcpListener::bind(config.listen)?);
     let runtime_cfg = cw_tokio::Config::new()
         .with_worker_threads(config.worker_threads.max(1))
         .with_storage_directory(storage)

@@ -200,10 +200,14 @@ fn scenario(seed: u64) -> Vec<Vec<[u8; 32]>> {
 
 #[test]
 fn four_validators_finalize_restart_and_catch_up() {
-    let first = scenario(1);
-    for chain in &first {
-        assert!(chain.len() >= 20);
+    for seed in [1, 2, 3] {
+        let chains = scenario(seed);
+        for chain in &chains {
+            assert!(chain.len() >= 20);
+        }
+        if seed == 1 {
+            // The deterministic runtime replays the same execution.
+            assert_eq!(chains, scenario(seed));
+        }
     }
-    // The deterministic runtime replays the same execution.
-    assert_eq!(first, scenario(1));
 }
