@@ -92,6 +92,37 @@ fn four_validators_agree_survive_a_kill_and_catch_up() -> Result<()> {
     let (code, _, err) = c.cli(&["receipt", "show", &r1])?;
     assert_eq!(code, 0, "{err}");
     verify(&c, &r2)?;
+    // A model published through node 0 reaches every hub through consensus:
+    // whichever validator is drawn as executor can run it.
+    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/bench/bench_mlp.onnx");
+    let (code, out, err) =
+        c.cli(&["model", "publish", model.to_str().unwrap(), "--name", "mlp"])?;
+    assert_eq!(code, 0, "{out}{err}");
+    let refs =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/bench/bench_mlp.ref0.json");
+    for api in [&c.apis[1], &c.apis[2], &c.apis[3], &c.apis[0]] {
+        let out = std::process::Command::new(bin())
+            .args([
+                "--node",
+                &api.url,
+                "infer",
+                "mlp",
+                "--input-file",
+                refs.to_str().unwrap(),
+                "--json",
+            ])
+            .env("VERITY_KEY", c.dev_key()?)
+            .output()?;
+        assert!(
+            out.status.success(),
+            "infer via {}: {}",
+            api.url,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    for h in [&c.apis[0], &c.apis[3]] {
+        assert!(h.ok("/v1/models/mlp").is_ok());
+    }
     Ok(())
 }
 

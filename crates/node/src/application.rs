@@ -8,18 +8,38 @@
 
 use crate::{consensus::Application, state::NodeState};
 use bytes::Bytes;
-use std::sync::Arc;
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
 use tracing::{error, info, warn};
 use verity_primitives::{
     block::BlockBody, codec::Canonical, BlockHeader, ModelId, StateClaim, TxBody, B256,
 };
 
 /// Largest body a proposer builds.
-pub const MAX_BLOCK_BYTES: usize = 24 << 20;
+pub const MAX_BLOCK_BYTES: usize = 36 << 20;
 
 #[derive(Clone, Debug)]
 pub struct LedgerApp {
     pub state: Arc<NodeState>,
+    /// Transactions this node proposed recently: not proposed again until
+    /// they execute or [`REPROPOSE_AFTER`] passes (their block may have
+    /// been skipped).
+    inflight: Arc<Mutex<HashMap<B256, Instant>>>,
+}
+
+/// How long a proposed transaction is held back from further proposals.
+pub const REPROPOSE_AFTER: Duration = Duration::from_secs(3);
+
+impl LedgerApp {
+    pub fn new(state: Arc<NodeState>) -> Self {
+        Self {
+            state,
+            inflight: Arc::default(),
+        }
+    }
 }
 
 impl LedgerApp {
@@ -47,12 +67,28 @@ impl LedgerApp {
 impl Application for LedgerApp {
     async fn propose(&self, parent: &BlockHeader) -> (StateClaim, Bytes) {
         let claim = self.claim_for(parent);
-        let txs = {
+        let candidates = {
             let pool = self.state.mempool.lock().expect("mempool lock");
             pool.select(
                 |a| self.state.ledger.account(a).map(|a| a.nonce).unwrap_or(0),
                 MAX_BLOCK_BYTES,
             )
+        };
+        let now = Instant::now();
+        let txs = {
+            let mut inflight = self.inflight.lock().expect("inflight lock");
+            inflight.retain(|_, t| now.duration_since(*t) < REPROPOSE_AFTER);
+            let mut txs = Vec::new();
+            for tx in candidates {
+                // A held-back transaction is most likely in the parent, so
+                // the sender's later nonces can still follow it here.
+                if inflight.contains_key(&tx.id()) {
+                    continue;
+                }
+                inflight.insert(tx.id(), now);
+                txs.push(tx);
+            }
+            txs
         };
         (claim, Bytes::from(BlockBody { txs }.encode()))
     }

@@ -146,7 +146,7 @@ pub async fn start_node(cfg: NodeConfig) -> Result<RunningNode, NodeError> {
         .executor
         .clone()
         .map(|k| tokio::spawn(executor::run(state.clone(), k)));
-    let vcfg = ValidatorConfig::new(
+    let mut vcfg = ValidatorConfig::new(
         &cfg.dir,
         cfg.genesis.chain_id.to_string(),
         cfg.keys,
@@ -154,9 +154,9 @@ pub async fn start_node(cfg: NodeConfig) -> Result<RunningNode, NodeError> {
         cfg.peers,
         cfg.p2p_listen,
     );
-    let app = LedgerApp {
-        state: state.clone(),
-    };
+    // Room for the largest publish transaction (a 16 MiB model).
+    vcfg.max_body_bytes = crate::application::MAX_BLOCK_BYTES + (1 << 20);
+    let app = LedgerApp::new(state.clone());
     let consensus = tokio::task::spawn_blocking(move || consensus::start(vcfg, app))
         .await
         .map_err(|e| start_err("consensus")(&e))?
