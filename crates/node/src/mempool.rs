@@ -142,3 +142,63 @@ impl Mempool {
         self.ids.contains(id)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use verity_primitives::{PrivateKey, Tx, TxBody};
+
+    fn tx(k: &PrivateKey, nonce: u64) -> SignedTx {
+        Tx {
+            chain_id: 1,
+            from: k.address(),
+            nonce,
+            body: TxBody::Transfer {
+                to: Address::ZERO,
+                amount: 1,
+            },
+        }
+        .sign(k)
+    }
+
+    #[test]
+    fn selects_consecutive_nonces_and_prunes() {
+        let (a, b) = (
+            PrivateKey::from_dev_seed("a"),
+            PrivateKey::from_dev_seed("b"),
+        );
+        let mut m = Mempool::new(MempoolLimits::default());
+        for n in [0, 1, 3] {
+            m.insert(tx(&a, n)).unwrap();
+        }
+        m.insert(tx(&b, 5)).unwrap();
+        assert_eq!(
+            m.insert(tx(&a, 0)),
+            Err(MempoolError::Duplicate(tx(&a, 0).id()))
+        );
+        assert_eq!(m.next_nonce(&a.address(), 0), 2);
+        // a: 0,1 (3 waits for 2); b: its account nonce is 5.
+        let nonce = |x: &Address| if *x == b.address() { 5 } else { 0 };
+        let picked: Vec<u64> = m
+            .select(nonce, usize::MAX)
+            .iter()
+            .map(|t| t.tx.nonce)
+            .collect();
+        assert_eq!(picked.len(), 3, "{picked:?}");
+        assert!(m.select(nonce, 10).is_empty(), "byte limit respected");
+        m.prune(|x| if *x == a.address() { 2 } else { 6 });
+        assert_eq!(m.len(), 1);
+        assert_eq!(m.next_nonce(&a.address(), 2), 2);
+    }
+
+    #[test]
+    fn full_pool_refuses() {
+        let a = PrivateKey::from_dev_seed("a");
+        let mut m = Mempool::new(MempoolLimits {
+            max_txs: 1,
+            ..Default::default()
+        });
+        m.insert(tx(&a, 0)).unwrap();
+        assert_eq!(m.insert(tx(&a, 1)), Err(MempoolError::Full));
+    }
+}
