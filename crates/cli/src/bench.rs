@@ -1,22 +1,18 @@
 //! `verity bench`: single-threaded latency of the example models on tract
-//! (verity-engine) next to onnxruntime, measured in the same run.
-//!
-//! Tract runs in-process through [`TractEngine::prepare`] and
-//! [`verity_engine::PreparedModel::time_runs`] (tract's default executor is
-//! single-threaded). onnxruntime runs in `scripts/ort_bench.py` (embedded in
-//! the binary, run with `--python`), one session per model with
-//! `intra_op_num_threads=1, inter_op_num_threads=1`, sequential execution,
-//! on the same input file, with the same warm-up and run budget.
+//! (verity-engine, in-process; tract's default executor is single-threaded)
+//! next to onnxruntime (`scripts/ort_bench.py`, embedded in the binary and run
+//! with `--python`; one thread, sequential execution), in the same run, on the
+//! same input files, with the same warm-up and run budget.
 
-use anyhow::{bail, Context};
-use serde::Deserialize;
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use verity_engine::{Tensors, TractEngine};
 
-/// The onnxruntime side of the benchmark (`scripts/ort_bench.py`).
+/// The onnxruntime side of the benchmark.
 const ORT_SCRIPT: &str = include_str!("../../../scripts/ort_bench.py");
 /// Exit status of the script when numpy or onnxruntime is missing.
 const ORT_MISSING_EXIT: i32 = 3;
@@ -24,13 +20,12 @@ const INSTALL_HINT: &str = "pip install -r scripts/requirements-bench.txt";
 /// Untimed runs before timing, on both engines.
 const WARMUP_RUNS: usize = 5;
 
-/// Arguments of `verity bench`.
+/// Single-threaded latency of the example models on tract and onnxruntime.
 #[derive(clap::Args, Debug, Clone)]
 pub struct BenchArgs {
-    /// Folder of models (repeatable): `<name>.onnx` with inputs in
-    /// `refs/<name>/sample_0.json` or `<name>.ref0.json`. Default: the
-    /// repository's examples/models and examples/bench, found from the
-    /// current directory upwards or from $VERITY_EXAMPLES (the examples folder).
+    /// Folder of `<name>.onnx` models, inputs in `refs/<name>/sample_0.json` or
+    /// `<name>.ref0.json` (repeatable). Default: examples/models and examples/bench
+    /// in $VERITY_EXAMPLES, or found from the current directory upwards.
     #[arg(long = "models", value_name = "DIR")]
     pub models: Vec<PathBuf>,
     /// Most timed runs per model and engine.
@@ -50,16 +45,16 @@ pub struct BenchArgs {
     pub json: bool,
 }
 
-/// One model to time and the file holding its input.
-#[derive(Clone, Debug)]
+/// One model to time (`onnx`) and the file holding its input (`refs`).
+#[derive(Debug)]
 struct Case {
     name: String,
-    model: PathBuf,
-    inputs: PathBuf,
+    onnx: PathBuf,
+    refs: PathBuf,
 }
 
 /// Latency summary of one model on one engine, in milliseconds.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 struct Stats {
     median_ms: f64,
     p10_ms: f64,
@@ -67,211 +62,206 @@ struct Stats {
     runs: usize,
 }
 
-/// What `ort_bench.py` printed.
-#[derive(Debug, PartialEq)]
-enum OrtOutput {
-    Report(OrtReport),
-    Missing { module: String, detail: String },
+/// The outcome of timing one model on one engine.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+enum Measured {
+    Ok(Stats),
+    Failed { error: String },
 }
 
-#[derive(Debug, PartialEq)]
+impl Measured {
+    fn failed(error: impl Into<String>) -> Self {
+        Self::Failed {
+            error: error.into(),
+        }
+    }
+}
+
+/// What `ort_bench.py` prints: one JSON object on its last line.
+#[derive(Debug, PartialEq, Deserialize)]
 struct OrtReport {
-    /// onnxruntime, python and numpy versions.
-    versions: [String; 3],
-    results: Vec<(String, Result<Stats, String>)>,
+    onnxruntime: String,
+    python: String,
+    numpy: String,
+    models: Vec<OrtEntry>,
+}
+
+#[derive(Debug, PartialEq, Deserialize)]
+struct OrtEntry {
+    name: String,
+    #[serde(flatten)]
+    result: Measured,
+}
+
+/// One model's results (also its `--json` form).
+#[derive(Debug, Serialize)]
+struct Row {
+    name: String,
+    /// Input names and shapes, `X[1,4]`.
+    input: String,
+    tract: Measured,
+    /// `None` when onnxruntime was not run.
+    onnxruntime: Option<Measured>,
+    /// tract median over onnxruntime median.
+    ratio: Option<f64>,
 }
 
 /// Runs the benchmark and prints a table (or JSON with `--json`).
-pub fn run_engine_bench(args: &BenchArgs) -> anyhow::Result<()> {
-    if args.runs == 0 || !(args.max_seconds > 0.0) {
-        bail!("--runs and --max-seconds must be positive");
+pub fn run_engine_bench(args: &BenchArgs) -> Result<()> {
+    if args.runs == 0 || !(0.001..=1e6).contains(&args.max_seconds) {
+        bail!("--runs must be positive and --max-seconds between 0.001 and 1e6");
     }
-    let dirs = if args.models.is_empty() {
-        default_model_dirs()?
-    } else {
-        args.models.clone()
+    let dirs = match args.models.is_empty() {
+        true => default_model_dirs()?,
+        false => args.models.clone(),
     };
     let cases = discover(&dirs)?;
-    let max_total = Duration::from_secs_f64(args.max_seconds);
     let engine = TractEngine::default();
     let mut tract = Vec::new();
     for c in &cases {
-        if !args.json {
-            eprintln!("tract: {}", c.name);
-        }
-        tract.push(time_tract(&engine, c, args.runs, max_total).map_err(|e| format!("{e:#}")));
+        eprintln!("tract: {}", c.name);
+        tract.push(time_tract(&engine, c, args));
     }
-    let ort = if args.no_ort {
-        Err("skipped (--no-ort)".to_string())
-    } else {
-        if !args.json {
-            eprintln!("onnxruntime: {} models", cases.len());
-        }
-        run_ort(args, &cases)
+    let ort = match args.no_ort {
+        true => Err("skipped (--no-ort)".to_string()),
+        false => run_ort(args, &cases),
     };
-    let ort_of = |name: &str| -> Option<&Result<Stats, String>> {
-        let rep = ort.as_ref().ok()?;
-        rep.results.iter().find(|(n, _)| n == name).map(|(_, r)| r)
-    };
-    let (cpu, cores) = machine();
-    if args.json {
-        let stats = |r: Option<&Result<Stats, String>>| match r {
-            Some(Ok(s)) => json!({"median_ms": s.median_ms, "p10_ms": s.p10_ms,
-                                  "p90_ms": s.p90_ms, "runs": s.runs}),
-            Some(Err(e)) => json!({ "error": e }),
-            None => Value::Null,
+    let mut rows = Vec::new();
+    for (c, t) in cases.iter().zip(tract) {
+        let (tract, input) = match t {
+            Ok(timed) => timed,
+            Err(e) => (Measured::failed(format!("{e:#}")), "?".into()),
         };
-        let models: Vec<Value> = cases
-            .iter()
-            .zip(&tract)
-            .map(|(c, t)| {
-                let o = ort_of(&c.name);
-                json!({"name": c.name, "input": t.as_ref().map(|t| t.1.clone()).ok(),
-                   "tract": stats(Some(&t.as_ref().map(|t| t.0.clone()).map_err(Clone::clone))),
-                   "onnxruntime": stats(o), "ratio": ratio(t, o)})
-            })
-            .collect();
+        let onnxruntime = ort.as_ref().ok().map(|r| {
+            let entry = r.models.iter().find(|e| e.name == c.name);
+            entry.map_or_else(|| Measured::failed("missing"), |e| e.result.clone())
+        });
+        let ratio = match (&tract, &onnxruntime) {
+            (Measured::Ok(t), Some(Measured::Ok(o))) => Some(t.median_ms / o.median_ms),
+            _ => None,
+        };
+        let name = c.name.clone();
+        rows.push(Row {
+            name,
+            input,
+            tract,
+            onnxruntime,
+            ratio,
+        });
+    }
+    let (cpu, cores) = machine();
+    let (os, arch) = (std::env::consts::OS, std::env::consts::ARCH);
+    if args.json {
         let doc = json!({
-            "date": utc_now(), "machine": {"cpu": cpu, "logical_cores": cores},
+            "date": utc_now(),
+            "machine": {"cpu": cpu, "logical_cores": cores, "os": os, "arch": arch},
             "settings": {"runs": args.runs, "warmup": WARMUP_RUNS, "max_seconds": args.max_seconds,
                          "threads": 1, "optimized_build": !cfg!(debug_assertions)},
             "onnxruntime": match &ort {
-                Ok(OrtReport { versions: [o, p, n], .. }) => json!({"version": o, "python": p, "numpy": n}),
-                Err(e) => json!({"error": e}),
+                Ok(r) => json!({"version": r.onnxruntime, "python": r.python, "numpy": r.numpy}),
+                Err(e) => json!({ "error": e }),
             },
-            "models": models,
+            "models": rows,
         });
         println!("{}", serde_json::to_string_pretty(&doc)?);
         return Ok(());
     }
     println!("verity bench: tract (verity-engine) vs onnxruntime, one thread each");
-    println!(
-        "machine: {cpu} | {cores} logical cores | {} {}",
-        std::env::consts::OS,
-        std::env::consts::ARCH
-    );
+    println!("machine: {cpu} | {cores} logical cores | {os} {arch}");
     println!("date: {}", utc_now());
     match &ort {
-        Ok(OrtReport { versions: [o, p, n], .. }) => println!(
-            "onnxruntime: {o} CPUExecutionProvider (intra_op=1, inter_op=1, sequential) via python {p}, numpy {n}"
+        Ok(r) => println!(
+            "onnxruntime: {} CPUExecutionProvider (1 intra-op, 1 inter-op thread, sequential), \
+             python {}, numpy {}",
+            r.onnxruntime, r.python, r.numpy
         ),
         Err(e) => println!("onnxruntime: not measured: {e}"),
     }
-    println!("runs: up to {} per model and engine (at most {} s), {WARMUP_RUNS} warm-up runs; times in ms, median [p10..p90]",
-        args.runs, args.max_seconds);
+    println!(
+        "runs: up to {} per model and engine (at most {} s), {WARMUP_RUNS} warm-up; \
+         ms, median [p10..p90]",
+        args.runs, args.max_seconds
+    );
     if cfg!(debug_assertions) {
         println!("note: this is a debug build; build with --release for meaningful tract times");
     }
-    println!();
+    print_table(&rows, ort.is_ok());
+    Ok(())
+}
+
+fn print_table(rows: &[Row], ort_ran: bool) {
     let hdr = format!(
         "{:<24} {:<20} {:>9} {:>17} {:>9} {:>17} {:>9}",
         "model", "input", "tract", "[p10..p90]", "ort", "[p10..p90]", "tract/ort"
     );
-    println!("{hdr}\n{}", "-".repeat(hdr.len()));
-    let cell = |r: Option<&Result<Stats, String>>| match r {
-        Some(Ok(s)) => (
-            format!("{:.3}", s.median_ms),
-            format!("{:.3}..{:.3}", s.p10_ms, s.p90_ms),
-        ),
-        Some(Err(_)) => ("error".into(), String::new()),
+    println!("\n{hdr}\n{}", "-".repeat(hdr.len()));
+    let mut notes = Vec::new();
+    let mut cell = |name: &str, engine: &str, m: Option<&Measured>| match m {
+        Some(Measured::Ok(s)) => {
+            let range = format!("{:.4}..{:.4}", s.p10_ms, s.p90_ms);
+            (format!("{:.4}", s.median_ms), range)
+        }
+        Some(Measured::Failed { error }) => {
+            notes.push(format!("{name}: {engine}: {error}"));
+            ("error".into(), String::new())
+        }
         None => ("-".into(), String::new()),
     };
-    let mut notes = Vec::new();
-    for (c, t) in cases.iter().zip(&tract) {
-        let o = ort_of(&c.name);
-        let ts = t.as_ref().map(|t| t.0.clone()).map_err(Clone::clone);
-        let (tm, tr) = cell(Some(&ts));
-        let (om, or) = cell(o);
-        let r = ratio(t, o).map_or("-".into(), |r| format!("{r:.2}"));
-        let input = t.as_ref().map_or("?", |t| t.1.as_str());
-        println!(
-            "{:<24} {:<20} {tm:>9} {tr:>17} {om:>9} {or:>17} {r:>9}",
-            c.name, input
-        );
-        if let Err(e) = t {
-            notes.push(format!("{}: tract: {e}", c.name));
-        }
-        if let Some(Err(e)) = o {
-            notes.push(format!("{}: onnxruntime: {e}", c.name));
-        }
+    for r in rows {
+        let (tm, tr) = cell(&r.name, "tract", Some(&r.tract));
+        let (om, or) = cell(&r.name, "onnxruntime", r.onnxruntime.as_ref());
+        let ratio = r.ratio.map_or("-".into(), |x| format!("{x:.2}"));
+        let (name, input) = (&r.name, &r.input);
+        println!("{name:<24} {input:<20} {tm:>9} {tr:>17} {om:>9} {or:>17} {ratio:>9}");
     }
-    if ort.is_ok() {
-        notes.push(
-            "ort times include the Python binding's per-call overhead (tens of microseconds)"
-                .into(),
-        );
+    if ort_ran {
+        notes.push("ort times include the Python binding's per-call overhead (a few us)".into());
     }
     for n in notes {
         println!("note: {n}");
     }
-    Ok(())
-}
-
-/// tract median over onnxruntime median, when both were measured.
-fn ratio(t: &Result<(Stats, String), String>, o: Option<&Result<Stats, String>>) -> Option<f64> {
-    match (t, o) {
-        (Ok((t, _)), Some(Ok(o))) if o.median_ms > 0.0 => Some(t.median_ms / o.median_ms),
-        _ => None,
-    }
 }
 
 /// examples/models and examples/bench of the repository.
-fn default_model_dirs() -> anyhow::Result<Vec<PathBuf>> {
-    let examples = if let Some(dir) = std::env::var_os("VERITY_EXAMPLES") {
-        PathBuf::from(dir)
-    } else {
-        let cwd = std::env::current_dir()?;
-        let build_tree = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
-        cwd.ancestors()
-            .map(|a| a.join("examples"))
-            .find(|e| e.join("models").is_dir())
-            .or_else(|| build_tree.join("models").is_dir().then_some(build_tree))
-            .context("no examples/models folder found here or above; pass --models DIR or set VERITY_EXAMPLES")?
+fn default_model_dirs() -> Result<Vec<PathBuf>> {
+    let examples = match std::env::var_os("VERITY_EXAMPLES") {
+        Some(dir) => PathBuf::from(dir),
+        None => {
+            let build_tree = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+            let cwd = std::env::current_dir()?;
+            cwd.ancestors()
+                .map(|a| a.join("examples"))
+                .chain([build_tree])
+                .find(|e| e.join("models").is_dir())
+                .context("no examples/models here or above; pass --models or set VERITY_EXAMPLES")?
+        }
     };
-    let dirs: Vec<PathBuf> = ["models", "bench"]
-        .iter()
-        .map(|d| examples.join(d))
-        .filter(|d| d.is_dir())
-        .collect();
-    if dirs.is_empty() {
-        bail!("{} has neither models/ nor bench/", examples.display());
-    }
-    Ok(dirs)
+    let dirs: Vec<PathBuf> = ["models", "bench"].map(|d| examples.join(d)).into();
+    Ok(dirs.into_iter().filter(|d| d.is_dir()).collect())
 }
 
 /// The `*.onnx` files of `dirs` that have an input file, sorted by name per folder.
-fn discover(dirs: &[PathBuf]) -> anyhow::Result<Vec<Case>> {
+fn discover(dirs: &[PathBuf]) -> Result<Vec<Case>> {
     let mut cases = Vec::new();
     for dir in dirs {
-        let entries =
-            std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))?;
-        let mut models: Vec<PathBuf> = entries
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "onnx"))
-            .collect();
-        models.sort();
-        for model in models {
-            let Some(name) = model
-                .file_stem()
-                .and_then(|s| s.to_str())
-                .map(str::to_owned)
-            else {
+        let entries = std::fs::read_dir(dir).with_context(|| format!("reading {dir:?}"))?;
+        let mut files: Vec<PathBuf> = entries
+            .map(|e| e.map(|e| e.path()))
+            .collect::<Result<_, _>>()?;
+        files.retain(|p| p.extension().is_some_and(|x| x == "onnx"));
+        files.sort();
+        for onnx in files {
+            let Some(name) = onnx.file_stem().and_then(|s| s.to_str()).map(String::from) else {
                 continue;
             };
-            let candidates = [
-                dir.join("refs").join(&name).join("sample_0.json"),
-                dir.join(format!("{name}.ref0.json")),
-            ];
-            match candidates.into_iter().find(|p| p.is_file()) {
-                Some(inputs) => cases.push(Case {
-                    name,
-                    model,
-                    inputs,
-                }),
-                None => eprintln!(
-                    "skipping {}: no refs/{name}/sample_0.json or {name}.ref0.json",
-                    model.display()
-                ),
+            let sample = dir.join("refs").join(&name).join("sample_0.json");
+            let refs = [sample, dir.join(format!("{name}.ref0.json"))];
+            match refs.into_iter().find(|p| p.is_file()) {
+                Some(refs) => cases.push(Case { name, onnx, refs }),
+                None => {
+                    eprintln!("skipping {onnx:?}: no refs/{name}/sample_0.json or {name}.ref0.json")
+                }
             }
         }
     }
@@ -281,164 +271,100 @@ fn discover(dirs: &[PathBuf]) -> anyhow::Result<Vec<Case>> {
     Ok(cases)
 }
 
-/// Loads the inputs of a reference file: its `inputs` member, or the whole object.
-fn load_inputs(path: &Path) -> anyhow::Result<Tensors> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let doc: Value =
-        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
-    let inputs = doc.get("inputs").unwrap_or(&doc);
-    Tensors::from_json(inputs).with_context(|| format!("inputs of {}", path.display()))
-}
-
-/// Times `case` on tract; returns the stats and the input shapes as text.
-fn time_tract(
-    engine: &TractEngine,
-    case: &Case,
-    runs: usize,
-    max_total: Duration,
-) -> anyhow::Result<(Stats, String)> {
-    let onnx =
-        std::fs::read(&case.model).with_context(|| format!("reading {}", case.model.display()))?;
-    let input = load_inputs(&case.inputs)?;
-    let key = verity_primitives::codec::sha256(&onnx);
-    let prepared = engine.prepare(&key, &onnx, &input)?;
-    // time_runs does one untimed run itself.
+/// Times `case` on tract; returns the timings and the input shapes as text.
+fn time_tract(engine: &TractEngine, case: &Case, args: &BenchArgs) -> Result<(Measured, String)> {
+    let onnx = std::fs::read(&case.onnx).with_context(|| format!("reading {:?}", case.onnx))?;
+    let path = &case.refs;
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {path:?}"))?;
+    let doc: Value = serde_json::from_str(&text).with_context(|| format!("parsing {path:?}"))?;
+    // A reference file's `inputs` member, or a plain map of tensors.
+    let input = Tensors::from_json(doc.get("inputs").unwrap_or(&doc))
+        .with_context(|| format!("inputs in {path:?}"))?;
+    let prepared = engine.prepare(&verity_primitives::codec::sha256(&onnx), &onnx, &input)?;
     for _ in 1..WARMUP_RUNS {
-        prepared.run(&input, None)?;
+        prepared.run(&input, None)?; // time_runs does the last warm-up run itself
     }
-    let t = prepared.time_runs(&input, runs, max_total)?;
+    let t = prepared.time_runs(&input, args.runs, Duration::from_secs_f64(args.max_seconds))?;
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
-    let stats = Stats {
+    let timed = Measured::Ok(Stats {
         median_ms: ms(t.median()),
         p10_ms: ms(t.percentile(10.0)),
         p90_ms: ms(t.percentile(90.0)),
         runs: t.samples.len(),
-    };
-    let shapes: Vec<String> = input
-        .0
-        .iter()
-        .map(|(n, t)| format!("{n}{:?}", t.shape).replace(' ', ""))
-        .collect();
-    Ok((stats, shapes.join(" ")))
+    });
+    let mut shapes = Vec::new();
+    for (name, t) in &input.0 {
+        shapes.push(format!("{name}{:?}", t.shape).replace(' ', ""));
+    }
+    Ok((timed, shapes.join(" ")))
 }
 
 /// Runs the onnxruntime script on every case; `Err` says why nothing was measured.
-fn run_ort(args: &BenchArgs, cases: &[Case]) -> Result<OrtReport, String> {
+fn run_ort(args: &BenchArgs, cases: &[Case]) -> std::result::Result<OrtReport, String> {
+    eprintln!("onnxruntime: {} models", cases.len());
     let mut cmd = Command::new(&args.python);
     cmd.arg("-c").arg(ORT_SCRIPT);
-    cmd.args([
-        "--runs",
-        &args.runs.to_string(),
-        "--warmup",
-        &WARMUP_RUNS.to_string(),
-    ]);
-    cmd.args(["--max-seconds", &args.max_seconds.to_string()]);
+    cmd.arg("--runs").arg(args.runs.to_string());
+    cmd.arg("--warmup").arg(WARMUP_RUNS.to_string());
+    cmd.arg("--max-seconds").arg(args.max_seconds.to_string());
     for c in cases {
-        cmd.arg("--model").arg(&c.name).arg(&c.model).arg(&c.inputs);
+        cmd.arg("--model").arg(&c.name).arg(&c.onnx).arg(&c.refs);
     }
+    let python = args.python.display();
     let out = cmd.output().map_err(|e| {
-        format!("cannot run `{}` ({e}); install Python 3 and then `{INSTALL_HINT}`, or pass --python PATH", args.python.display())
+        format!("cannot run `{python}` ({e}); install Python 3, then `{INSTALL_HINT}`")
     })?;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    match parse_ort_output(&stdout) {
-        Ok(OrtOutput::Report(r)) if out.status.success() => Ok(r),
-        Ok(OrtOutput::Missing { module, detail }) if out.status.code() == Some(ORT_MISSING_EXIT) => Err(format!(
-            "the Python module `{module}` is not installed for `{}` ({detail}); install it with `{INSTALL_HINT}`",
-            args.python.display()
-        )),
-        res => {
-            let stderr = String::from_utf8_lossy(&out.stderr);
-            let tail: Vec<&str> = stderr.lines().rev().take(5).collect::<Vec<_>>().into_iter().rev().collect();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let last = stderr.lines().last().unwrap_or_default();
+    if out.status.code() == Some(ORT_MISSING_EXIT) {
+        return Err(format!(
+            "{last} for `{python}`; install with `{INSTALL_HINT}`"
+        ));
+    }
+    let res = parse_ort_output(&String::from_utf8_lossy(&out.stdout));
+    match res {
+        Ok(r) if out.status.success() => Ok(r),
+        _ => {
             let why = res.err().map_or(String::new(), |e| format!(": {e:#}"));
-            Err(format!("ort_bench.py failed ({}){why}\n{}", out.status, tail.join("\n")))
+            let status = out.status;
+            Err(format!(
+                "ort_bench.py failed ({status}){why}; stderr:\n{}",
+                stderr.trim_end()
+            ))
         }
     }
 }
 
-/// Parses the JSON object `ort_bench.py` prints (its last non-empty line).
-fn parse_ort_output(stdout: &str) -> anyhow::Result<OrtOutput> {
-    #[derive(Deserialize)]
-    struct Entry {
-        name: String,
-        error: Option<String>,
-        #[serde(flatten)]
-        rest: serde_json::Map<String, Value>,
-    }
-    #[derive(Deserialize)]
-    struct Doc {
-        onnxruntime: String,
-        numpy: String,
-        python: String,
-        models: Vec<Entry>,
-    }
-    let line = stdout
-        .lines()
-        .rev()
-        .find(|l| !l.trim().is_empty())
-        .context("ort_bench.py printed nothing")?;
-    let v: Value = serde_json::from_str(line).context("ort_bench.py output is not JSON")?;
-    if let Some(module) = v.get("missing").and_then(Value::as_str) {
-        let detail = v.get("detail").and_then(Value::as_str).unwrap_or_default();
-        return Ok(OrtOutput::Missing {
-            module: module.into(),
-            detail: detail.into(),
-        });
-    }
-    let doc: Doc = serde_json::from_value(v).context("unexpected ort_bench.py output")?;
-    let results = doc
-        .models
-        .into_iter()
-        .map(|e| {
-            let r = match e.error {
-                Some(err) => Ok(Err(err)),
-                None => serde_json::from_value::<Stats>(Value::Object(e.rest))
-                    .with_context(|| format!("timings of `{}`", e.name))
-                    .map(Ok),
-            };
-            r.map(|r| (e.name, r))
-        })
-        .collect::<anyhow::Result<_>>()?;
-    Ok(OrtOutput::Report(OrtReport {
-        versions: [doc.onnxruntime, doc.python, doc.numpy],
-        results,
-    }))
+/// Parses what `ort_bench.py` printed (the JSON object on its last non-empty line).
+fn parse_ort_output(stdout: &str) -> Result<OrtReport> {
+    let mut lines = stdout.lines().rev().filter(|l| !l.trim().is_empty());
+    let line = lines.next().context("ort_bench.py printed nothing")?;
+    serde_json::from_str(line).context("unexpected output from ort_bench.py")
 }
 
 /// CPU model from /proc/cpuinfo and the number of logical cores.
 fn machine() -> (String, usize) {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split_once(':'))
-                .map(|(_, v)| v.trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown cpu".into());
+    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = info
+        .lines()
+        .find_map(|l| Some(l.strip_prefix("model name")?.split_once(':')?.1));
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    (cpu, cores)
+    (model.unwrap_or("unknown cpu").trim().to_string(), cores)
 }
 
 /// The current UTC date and time, `YYYY-MM-DD HH:MM UTC`.
 fn utc_now() -> String {
-    let secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+    let now = SystemTime::now().duration_since(UNIX_EPOCH);
+    let secs = now.map_or(0, |d| d.as_secs());
     let (y, m, d) = civil_from_days((secs / 86_400) as i64);
-    let s = secs % 86_400;
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02} UTC",
-        s / 3600,
-        s % 3600 / 60
-    )
+    let (hh, mm) = (secs % 86_400 / 3600, secs % 3600 / 60);
+    format!("{y:04}-{m:02}-{d:02} {hh:02}:{mm:02} UTC")
 }
 
 /// Proleptic Gregorian date of a day count since 1970-01-01 (H. Hinnant's algorithm).
 fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
+    let (era, doe) = (z.div_euclid(146_097), z.rem_euclid(146_097));
     let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
     let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
     let mp = (5 * doy + 2) / 153;
@@ -451,50 +377,40 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 mod tests {
     use super::*;
 
-    const SAMPLE: &str = r#"{"onnxruntime": "1.32.0", "numpy": "2.4.6", "python": "3.11.7", "models": [{"name": "sk_iris_logreg", "median_ms": 0.038017, "p10_ms": 0.037375, "p90_ms": 0.042183, "runs": 50}, {"name": "bad", "error": "NoSuchFile: nope.onnx"}]}"#;
+    const SAMPLE: &str = r#"{"onnxruntime": "1.32.0", "numpy": "2.4.6", "python": "3.11.7",
+        "models": [{"name": "sk_iris_logreg", "median_ms": 0.038017, "p10_ms": 0.037375,
+                    "p90_ms": 0.042183, "runs": 50},
+                   {"name": "bad", "error": "NoSuchFile: nope.onnx"}]}"#;
 
     #[test]
     fn parses_script_output() {
-        let out = parse_ort_output(&format!("some warning\n{SAMPLE}\n")).unwrap();
-        let OrtOutput::Report(r) = out else {
-            panic!("not a report: {out:?}")
-        };
-        assert_eq!(r.versions, ["1.32.0", "3.11.7", "2.4.6"].map(String::from));
-        let want = Stats {
+        let out = format!("some warning\n{}\n\n", SAMPLE.replace('\n', ""));
+        let r = parse_ort_output(&out).unwrap();
+        let versions = [&r.onnxruntime, &r.python, &r.numpy];
+        assert_eq!(versions, ["1.32.0", "3.11.7", "2.4.6"]);
+        let stats = Stats {
             median_ms: 0.038017,
             p10_ms: 0.037375,
             p90_ms: 0.042183,
             runs: 50,
         };
-        assert_eq!(r.results[0], ("sk_iris_logreg".to_string(), Ok(want)));
+        let got: Vec<_> = r.models.iter().map(|e| (&*e.name, &e.result)).collect();
+        let failed = Measured::failed("NoSuchFile: nope.onnx");
         assert_eq!(
-            r.results[1],
-            ("bad".to_string(), Err("NoSuchFile: nope.onnx".to_string()))
+            got,
+            [("sk_iris_logreg", &Measured::Ok(stats)), ("bad", &failed)]
         );
     }
 
     #[test]
-    fn parses_missing_module() {
-        let out = parse_ort_output(
-            r#"{"missing": "onnxruntime", "detail": "No module named 'onnxruntime'"}"#,
-        )
-        .unwrap();
-        let want = OrtOutput::Missing {
-            module: "onnxruntime".into(),
-            detail: "No module named 'onnxruntime'".into(),
-        };
-        assert_eq!(out, want);
-    }
-
-    #[test]
     fn rejects_malformed_output() {
+        let one_line = SAMPLE.replace('\n', "");
         assert!(parse_ort_output("").is_err());
         assert!(parse_ort_output("Traceback (most recent call last):").is_err());
         assert!(parse_ort_output(r#"{"numpy": "2.4.6", "models": []}"#).is_err());
-        let no_runs = SAMPLE.replace(r#", "runs": 50"#, "");
-        assert!(parse_ort_output(&no_runs).is_err());
-        let bad_median = SAMPLE.replace("0.038017", r#""fast""#);
-        assert!(parse_ort_output(&bad_median).is_err());
+        assert!(parse_ort_output(&one_line.replace(r#", "runs": 50"#, "")).is_err());
+        assert!(parse_ort_output(&one_line.replace("0.038017", r#""fast""#)).is_err());
+        assert!(parse_ort_output(&one_line.replace("}]}", "}]")).is_err());
     }
 
     #[test]
@@ -505,19 +421,17 @@ mod tests {
         assert_eq!(civil_from_days(-1), (1969, 12, 31));
     }
 
-    /// The whole benchmark on the repository's examples (slow; needs the
-    /// examples, and onnxruntime for the second column).
+    /// The whole benchmark on the repository's examples (slow; the ort
+    /// column needs `pip install -r scripts/requirements-bench.txt`).
     #[test]
     #[ignore]
     fn bench_examples() {
-        let args = BenchArgs {
-            models: Vec::new(),
-            runs: 20,
-            max_seconds: 0.5,
-            python: "python3".into(),
-            no_ort: false,
-            json: false,
-        };
-        run_engine_bench(&args).unwrap();
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            bench: BenchArgs,
+        }
+        let argv = ["bench", "--runs", "20", "--max-seconds", "0.5"];
+        run_engine_bench(&<Cli as clap::Parser>::parse_from(argv).bench).unwrap();
     }
 }
