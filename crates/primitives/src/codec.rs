@@ -52,3 +52,28 @@ pub fn sha256(bytes: &[u8]) -> [u8; 32] {
     use sha2::Digest;
     sha2::Sha256::digest(bytes).into()
 }
+
+/// Serde for [`crate::Amount`]: a decimal string in JSON (u128 does not fit
+/// JSON numbers safely, nor serde's buffered enums); numbers are accepted too.
+pub mod amount_serde {
+    use serde::{de::Error, Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(a: &u128, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(a)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u128, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Repr {
+            Str(String),
+            Num(u64),
+        }
+        match Repr::deserialize(d)? {
+            Repr::Str(s) => s.parse().map_err(|_| {
+                D::Error::custom(format!("`{s}` is not a non-negative integer amount"))
+            }),
+            Repr::Num(n) => Ok(n as u128),
+        }
+    }
+}

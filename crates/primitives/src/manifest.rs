@@ -89,6 +89,7 @@ pub struct ModelManifest {
     pub ops: Vec<String>,
     pub publisher: Address,
     /// Fee paid to the executor per inference.
+    #[serde(with = "crate::codec::amount_serde")]
     pub price: Amount,
 }
 

@@ -19,6 +19,7 @@ pub struct Receipt {
     pub output_hash: B256,
     pub evidence: Evidence,
     /// Fee paid to the executor.
+    #[serde(with = "crate::codec::amount_serde")]
     pub fee: Amount,
     pub request_height: u64,
     pub settled_height: u64,

@@ -67,6 +67,7 @@ pub struct InferenceRequest {
     pub input: Tensors,
     pub mode: Mode,
     /// The most the client pays the executor; the rest is refunded.
+    #[serde(with = "crate::codec::amount_serde")]
     pub max_fee: Amount,
 }
 
@@ -99,7 +100,9 @@ pub struct InferenceResult {
 
 /// What a transaction does.
 #[derive(Clone, Debug, PartialEq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+/// JSON: externally tagged (`{"infer": {...}}`), which, unlike internal
+/// tags, keeps tensor numbers intact through serde's buffering.
+#[serde(rename_all = "snake_case")]
 pub enum TxBody {
     Transfer {
         to: Address,
@@ -222,6 +225,29 @@ mod tests {
         let mut bad = stx.clone();
         bad.tx.chain_id = 8;
         assert!(bad.verify_signature().is_err());
+    }
+
+    #[test]
+    fn json_round_trip() {
+        let key = PrivateKey::from_dev_seed("alice");
+        let stx = sample(&key).sign(&key);
+        let text = serde_json::to_string(&stx).unwrap();
+        assert!(text.contains(r#""max_fee":"1000""#), "{text}");
+        assert_eq!(serde_json::from_str::<SignedTx>(&text).unwrap(), stx);
+        let t = Tx {
+            chain_id: 1,
+            from: key.address(),
+            nonce: 0,
+            body: TxBody::Transfer {
+                to: Address::ZERO,
+                amount: u128::MAX,
+            },
+        }
+        .sign(&key);
+        assert_eq!(
+            serde_json::from_str::<SignedTx>(&serde_json::to_string(&t).unwrap()).unwrap(),
+            t
+        );
     }
 
     #[test]

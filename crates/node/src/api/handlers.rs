@@ -118,8 +118,18 @@ fn submit(s: &NodeState, tx: SignedTx) -> Result<B256, ApiError> {
 
 type Body = Result<Bytes, BytesRejection>;
 
-fn body_bytes(b: Body) -> Result<Bytes, ApiError> {
-    b.map_err(|e| ApiError::new(e.status(), "body_rejected", e.body_text()))
+fn body_bytes(b: Body, limit: usize) -> Result<Bytes, ApiError> {
+    b.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                e.status(),
+                "too_large",
+                format!("request body exceeds the limit of {limit} bytes"),
+            )
+        } else {
+            ApiError::new(e.status(), "body_rejected", e.body_text())
+        }
+    })
 }
 
 pub async fn submit_tx(
@@ -127,7 +137,7 @@ pub async fn submit_tx(
     headers: HeaderMap,
     body: Body,
 ) -> Result<impl IntoResponse, ApiError> {
-    let tx = decode_tx(&headers, &body_bytes(body)?)?;
+    let tx = decode_tx(&headers, &body_bytes(body, super::MAX_TX_BODY)?)?;
     let kind = tx.tx.body.kind();
     let s2 = s.clone();
     let id = tokio::task::spawn_blocking(move || submit(&s2, tx))
@@ -180,7 +190,7 @@ pub async fn infer(
     headers: HeaderMap,
     body: Body,
 ) -> Result<axum::response::Response, ApiError> {
-    let tx = decode_tx(&headers, &body_bytes(body)?)?;
+    let tx = decode_tx(&headers, &body_bytes(body, super::MAX_INFER_BODY)?)?;
     if !matches!(tx.tx.body, TxBody::Infer(_)) {
         return Err(ApiError::bad_request(
             "wrong_tx_kind",
