@@ -149,7 +149,10 @@ pub fn create(dir: &Path, spec: &DevnetSpec) -> Result<()> {
         .collect::<Result<Vec<_>>>()?;
     let genesis = Genesis {
         chain_id: spec.chain_id,
-        params: Params::default(),
+        params: Params {
+            exact_params: verity_engine::ExactParams::default().to_bytes(),
+            ..Params::default()
+        },
         accounts: vec![(dev.address(), DEV_FUNDS)],
         executors: (0..spec.validators)
             .map(|i| executor_key(i).address())

@@ -317,8 +317,9 @@ pub fn receipt(ctx: &Ctx, cmd: ReceiptCmd) -> Result<()> {
     ctx.print(&v, || {
         let r = &v["receipt"];
         format!(
-            "receipt {}\n  request:   {}\n  model:     {}\n  mode:      {}\n  requester: {}\n  executor:  {}\n  input:     {}\n  output:    {}\n  fee:       {}\n  settled at height {} (state root {} certified by block {})",
+            "receipt {}\n  request:   {}\n  model:     {}{}\n  mode:      {}\n  requester: {}\n  executor:  {}\n  input:     {}\n  output:    {}\n  fee:       {}\n  settled at height {} (state root {} certified by block {})",
             v["receipt_id"].as_str().unwrap_or(""), r["request_id"].as_str().unwrap_or(""), r["model"].as_str().unwrap_or(""),
+            r["compiled_model"].as_str().map(|c| format!("\n  compiled:  {c} (exact mode)")).unwrap_or_default(),
             r["mode"].as_str().unwrap_or(""), r["requester"].as_str().unwrap_or(""), r["evidence"]["executor"].as_str().unwrap_or(""),
             r["input_hash"].as_str().unwrap_or(""), r["output_hash"].as_str().unwrap_or(""), r["fee"], r["settled_height"],
             v["headers"][0]["claim"]["root"].as_str().unwrap_or(""), v["headers"].as_array().and_then(|h| h.last()).map(|h| h["height"].clone()).unwrap_or_default()

@@ -21,6 +21,7 @@
 
 mod convert;
 mod error;
+pub mod exact;
 mod lru;
 pub mod ml;
 mod model;
@@ -28,6 +29,7 @@ mod tract_engine;
 
 pub use convert::validate_input;
 pub use error::EngineError;
+pub use exact::{compiled_id, ExactEngine, ExactModel, ExactOutput, ExactParams, RunOptions};
 pub use model::ModelInfo;
 pub use tract_engine::{Limits, PreparedModel, RunTimings, TractEngine};
 pub use verity_primitives::{DType, Dim, Tensor, TensorData, TensorSpec, Tensors};

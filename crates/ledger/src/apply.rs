@@ -14,9 +14,10 @@ use redb::{ReadableTable, WriteTransaction};
 use verity_primitives::{
     codec::{keccak, Canonical},
     merkle,
+    receipt::exact_model_id,
     tx::result_digest,
-    Address, Amount, Evidence, InferenceRequest, InferenceResult, Mode, ModelId, ModelManifest,
-    Receipt, SignedTx, Tensors, TxBody, B256,
+    Address, Amount, DType, Evidence, InferenceRequest, InferenceResult, Mode, ModelId,
+    ModelManifest, Receipt, SignedTx, TensorSpec, Tensors, TxBody, B256,
 };
 
 /// What executing a block did.
@@ -238,7 +239,7 @@ impl Exec<'_> {
                 TxError::InvalidResult("evidence signature is not the executor's".into()).into(),
             );
         }
-        check_outputs(self.params, &manifest, &res.output)?;
+        check_outputs(self.params, &manifest, &res.output, record.mode)?;
         let fee = manifest.price.min(record.max_fee);
         let receipt = Receipt {
             chain_id: self.chain_id,
@@ -252,6 +253,8 @@ impl Exec<'_> {
             fee,
             request_height: record.height,
             settled_height: self.height,
+            compiled_model: (record.mode == Mode::Exact)
+                .then(|| exact_model_id(&record.model, &self.params.exact_params)),
         };
         let receipt_id = receipt.id();
         self.credit(executor, fee)?;
@@ -398,7 +401,7 @@ pub(crate) fn check_request(
     m: &ModelManifest,
     req: &InferenceRequest,
 ) -> Result<(), TxError> {
-    if req.mode != Mode::Vanilla {
+    if !matches!(req.mode, Mode::Vanilla | Mode::Exact) {
         return Err(TxError::UnsupportedMode(req.mode.name().into()));
     }
     if req.max_fee < m.price {
@@ -411,9 +414,26 @@ pub(crate) fn check_request(
         .map_err(TxError::InvalidInput)
 }
 
-fn check_outputs(params: &Params, m: &ModelManifest, out: &Tensors) -> Result<(), TxError> {
-    check_tensors(&m.outputs, out, params.max_output_elements, "output")
-        .map_err(TxError::InvalidResult)
+/// Outputs must match the manifest; exact mode writes float outputs as the
+/// exact float64 value of their fixed-point result.
+fn check_outputs(
+    params: &Params,
+    m: &ModelManifest,
+    out: &Tensors,
+    mode: Mode,
+) -> Result<(), TxError> {
+    let specs: Vec<TensorSpec> = m
+        .outputs
+        .iter()
+        .map(|s| match (mode, s.dtype) {
+            (Mode::Exact, DType::Float32) => TensorSpec {
+                dtype: DType::Float64,
+                ..s.clone()
+            },
+            _ => s.clone(),
+        })
+        .collect();
+    check_tensors(&specs, out, params.max_output_elements, "output").map_err(TxError::InvalidResult)
 }
 
 /// Names, dtypes and shapes must match the declared specs exactly.

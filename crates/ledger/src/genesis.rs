@@ -17,6 +17,10 @@ pub struct Params {
     pub max_input_elements: u64,
     /// Largest output (elements across all tensors).
     pub max_output_elements: u64,
+    /// Canonical bytes of the network's exact-mode compile parameters (see
+    /// `verity_engine::exact`); bound into every exact receipt.
+    #[serde(with = "verity_primitives::merkle::hex_bytes")]
+    pub exact_params: Vec<u8>,
 }
 
 impl Default for Params {
@@ -27,6 +31,7 @@ impl Default for Params {
             max_model_bytes: 16 << 20,
             max_input_elements: 1 << 20,
             max_output_elements: 1 << 20,
+            exact_params: Vec::new(),
         }
     }
 }

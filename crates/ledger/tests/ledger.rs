@@ -176,6 +176,42 @@ fn inference_settles_with_provable_receipt_and_fees() {
 }
 
 #[test]
+fn exact_receipts_bind_the_compiled_model_and_other_modes_wait() {
+    let mut w = World::new();
+    w.genesis.params.exact_params = vec![1, 2, 3];
+    let l = w.ledger();
+    let exact = |nonce, mode| {
+        w.tx(
+            &w.alice,
+            nonce,
+            TxBody::Infer(InferenceRequest {
+                model: w.model.model_id,
+                input: World::input([1.0, 2.0]),
+                mode,
+                max_fee: 500,
+            }),
+        )
+    };
+    assert!(matches!(
+        l.check_tx(&exact(0, Mode::Zk), 16),
+        Err(TxError::UnsupportedMode(_))
+    ));
+    let req = exact(0, Mode::Exact);
+    w.block(&l, std::slice::from_ref(&req));
+    w.block(&l, &[]);
+    let out = w.block(&l, &[w.result(0, req.id(), 1.0)]);
+    let r = l.receipt(&out.receipts[0]).unwrap().unwrap();
+    assert_eq!(r.mode, Mode::Exact);
+    assert_eq!(
+        r.compiled_model,
+        Some(verity_primitives::receipt::exact_model_id(
+            &w.model.model_id,
+            &[1, 2, 3]
+        ))
+    );
+}
+
+#[test]
 fn replay_underfunded_wrong_chain_and_bad_signature_are_rejected() {
     let mut w = World::new();
     let l = w.ledger();

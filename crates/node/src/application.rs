@@ -160,6 +160,14 @@ impl Application for LedgerApp {
                 }
                 s.metrics.height.set(header.height as i64);
                 s.prune_mempool();
+                // Included transactions leave the pool even when they
+                // failed (a failure does not advance the sender's nonce).
+                {
+                    let mut pool = s.mempool.lock().expect("mempool lock");
+                    for t in &body.txs {
+                        pool.remove(&t.id(), &t.tx.from, t.tx.nonce);
+                    }
+                }
                 s.executed.send_replace(header.height);
             }
             Err(e) => error!(height = header.height, %e, "executing a finalized block failed"),

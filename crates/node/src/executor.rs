@@ -5,7 +5,7 @@ use crate::state::NodeState;
 use std::{collections::HashSet, sync::Arc};
 use tracing::{info, warn};
 use verity_primitives::{
-    tx::result_digest, Evidence, InferenceResult, PrivateKey, Tx, TxBody, B256,
+    tx::result_digest, Evidence, InferenceResult, Mode, PrivateKey, Tx, TxBody, B256,
 };
 
 /// Runs until the node's `executed` channel closes.
@@ -34,7 +34,11 @@ pub async fn run(state: Arc<NodeState>, key: PrivateKey) {
                     .map_err(|e| e.to_string())?
                     .ok_or("input missing")?;
                 let onnx = s.hub.get(&rec.model).map_err(|e| e.to_string())?;
-                s.engine
+                let engine: &dyn verity_engine::Engine = match rec.mode {
+                    Mode::Exact => s.exact.as_ref(),
+                    _ => s.engine.as_ref(),
+                };
+                engine
                     .run(rec.model.digest(), &onnx, &input)
                     .map_err(|e| e.to_string())
             })

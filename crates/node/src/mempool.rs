@@ -133,6 +133,24 @@ impl Mempool {
         self.bytes = bytes;
     }
 
+    /// Removes one transaction, if present.
+    pub fn remove(&mut self, id: &B256, from: &Address, nonce: u64) {
+        if !self.ids.contains(id) {
+            return;
+        }
+        if let Some(q) = self.by_sender.get_mut(from) {
+            if q.get(&nonce).is_some_and(|(t, _)| t.id() == *id) {
+                if let Some((_, size)) = q.remove(&nonce) {
+                    self.bytes -= size;
+                    self.ids.remove(id);
+                }
+            }
+            if q.is_empty() {
+                self.by_sender.remove(from);
+            }
+        }
+    }
+
     /// Senders with pending transactions.
     pub fn senders(&self) -> Vec<Address> {
         self.by_sender.keys().copied().collect()

@@ -20,7 +20,7 @@ use std::{
     sync::{Arc, Mutex},
 };
 use tracing::info;
-use verity_engine::{Limits, TractEngine};
+use verity_engine::{ExactEngine, ExactParams, Limits, TractEngine};
 use verity_hub::Hub;
 use verity_ledger::{Genesis, Ledger};
 use verity_primitives::PrivateKey;
@@ -90,6 +90,25 @@ impl RunningNode {
     }
 }
 
+/// The network's exact-mode compile parameters, from genesis.
+fn exact_params(g: &Genesis) -> Result<ExactParams, NodeError> {
+    match g.params.exact_params.as_slice() {
+        [ExactParams::VERSION, frac_bits, weight_bits] => {
+            let p = ExactParams {
+                frac_bits: *frac_bits,
+                weight_bits: *weight_bits,
+            };
+            p.validate()
+                .map_err(|e| start_err("exact parameters")(&e))?;
+            Ok(p)
+        }
+        other => Err(NodeError::Start(format!(
+            "genesis exact_params {other:?} are not version {} parameters",
+            ExactParams::VERSION
+        ))),
+    }
+}
+
 /// Opens storage and starts every service. Must be called inside a tokio
 /// runtime (the API and executor run on it; consensus runs on its own).
 pub async fn start_node(cfg: NodeConfig) -> Result<RunningNode, NodeError> {
@@ -118,6 +137,7 @@ pub async fn start_node(cfg: NodeConfig) -> Result<RunningNode, NodeError> {
         ledger,
         hub,
         engine: Arc::new(TractEngine::new(cfg.engine_limits.clone())),
+        exact: Arc::new(ExactEngine::new(exact_params(&cfg.genesis)?)),
         chain,
         mempool: Mutex::new(Mempool::new(MempoolLimits::default())),
         executor: cfg.executor.clone(),

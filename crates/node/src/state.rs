@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use verity_engine::Engine;
 use verity_hub::Hub;
 use verity_ledger::{Ledger, TxError};
-use verity_primitives::{Address, PrivateKey, SignedTx, TxBody, B256};
+use verity_primitives::{Address, Mode, PrivateKey, SignedTx, TxBody, B256};
 
 /// Static facts about the node and its network, served by `/v1/status`.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -42,6 +42,8 @@ pub struct NodeState {
     pub ledger: Ledger,
     pub hub: Hub,
     pub engine: Arc<dyn Engine>,
+    /// The exact-mode (fixed-point, bit-exact) engine.
+    pub exact: Arc<verity_engine::ExactEngine>,
     pub chain: ChainStore,
     pub mempool: Mutex<Mempool>,
     pub executor: Option<PrivateKey>,
@@ -91,6 +93,17 @@ impl NodeState {
                 return Err(SubmitError::Manifest(
                     "declared ops differ from the ONNX graph".into(),
                 ));
+            }
+        }
+        if let TxBody::Infer(req) = &tx.tx.body {
+            if req.mode == Mode::Exact {
+                // Refuse models exact mode cannot compile, naming the op,
+                // before anyone pays for them.
+                let onnx = self
+                    .hub
+                    .get(&req.model)
+                    .map_err(|e| SubmitError::Manifest(e.to_string()))?;
+                self.exact.model(req.model.digest(), &onnx)?;
             }
         }
         let id = tx.id();

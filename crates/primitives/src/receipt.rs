@@ -23,6 +23,18 @@ pub struct Receipt {
     pub fee: Amount,
     pub request_height: u64,
     pub settled_height: u64,
+    /// For `exact` mode: the compiled model's id, binding the model and the
+    /// network's exact-mode compile parameters ([`exact_model_id`]).
+    pub compiled_model: Option<B256>,
+}
+
+/// The id of a model compiled for exact mode:
+/// `sha256("verity-exact-v1" ‖ sha256(onnx) ‖ compile parameters)`.
+pub fn exact_model_id(model: &ModelId, params: &[u8]) -> B256 {
+    let mut b = b"verity-exact-v1".to_vec();
+    b.extend_from_slice(model.digest());
+    b.extend_from_slice(params);
+    B256::from(crate::codec::sha256(&b))
 }
 
 impl Canonical for Receipt {
