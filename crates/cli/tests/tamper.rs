@@ -27,6 +27,7 @@ fn mutate(v: &mut Value) {
         Value::Number(n) if n.is_u64() => Value::from(n.as_u64().unwrap() ^ 1),
         Value::Number(n) => Value::from(n.as_f64().unwrap() + 0.5),
         Value::Bool(b) => Value::Bool(!b),
+        Value::Null => Value::String(format!("0x{}", "11".repeat(32))),
         Value::String(s) => {
             // Flip the last hex digit (or change the text).
             let mut c: Vec<char> = s.chars().collect();
