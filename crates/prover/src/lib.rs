@@ -1,0 +1,38 @@
+//! `verity-prover`: succinct proofs that an output is the exact-mode (fixed-point integer)
+//! result of a committed model on an input, for Verity's `zk` verification mode.
+//!
+//! What it does:
+//! - proves runs of a small integer-layer IR ([`model::Layer`]: MatMul, Rescale, ReLU, table
+//!   lookups) with sumcheck (matrix products), a logUp lookup argument proved by a
+//!   fractional-sum GKR (rescale remainders, range checks, ReLU and table functions), and a
+//!   transparent Ligero-style multilinear polynomial commitment (Reed–Solomon over
+//!   Goldilocks, BLAKE3 Merkle trees: no trusted setup, nothing downloaded);
+//! - commits to a model's weights once, at registration ([`ProverModel::new`]); the
+//!   verifier needs only the [`ModelCommitment`];
+//! - derives every challenge by Fiat–Shamir from a transcript that absorbs the model
+//!   commitment, the input, the output and every prover message.
+//!
+//! Field and DFT arithmetic come from Plonky3 (`p3-goldilocks`, `p3-field`, `p3-dft`); the
+//! protocol code is ours. The protocol, its soundness argument and parameters are written
+//! down in `docs/proof-system.md`.
+//!
+//! What it must not do: depend on node, ledger or network code (it sits beside the engine in
+//! the dependency order), do I/O, read clocks or spawn tasks. Proofs are succinct and sound,
+//! **not** zero-knowledge.
+
+pub mod claims;
+pub mod error;
+pub mod field;
+pub mod logup;
+pub mod merkle;
+pub mod mle;
+pub mod model;
+pub mod pcs;
+pub mod protocol;
+pub mod sumcheck;
+pub mod transcript;
+
+pub use error::{DecodeError, ModelError, ProveError, VerifyError};
+pub use model::{Layer, LayerSpec, LookupTable, ModelCommitment, ProverModel, Rounding};
+pub use pcs::PcsParams;
+pub use protocol::{prove, verify, Proof, PROOF_VERSION};
