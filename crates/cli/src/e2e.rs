@@ -11,25 +11,10 @@ use verity_primitives::{
     codec::Canonical, InferenceRequest, Mode, ModelManifest, Tensors, Tx, TxBody,
 };
 
-fn free_port_block(n: u16) -> Result<u16> {
-    for _ in 0..50 {
-        let l = std::net::TcpListener::bind("127.0.0.1:0")?;
-        let base = l.local_addr()?.port();
-        drop(l);
-        if base > 60000 - n {
-            continue;
-        }
-        if (0..n).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok()) {
-            return Ok(base);
-        }
-    }
-    bail!("no free port range")
-}
-
 fn one_devnet(validators: usize, runs: usize) -> Result<Vec<Duration>> {
     let dir = tempfile::tempdir()?;
-    let api = free_port_block(validators as u16)?;
-    let p2p = free_port_block(validators as u16 + 10)? + 5;
+    let api = verity_node::free_ports(2 * validators as u16)?;
+    let p2p = api + validators as u16;
     let mut child = Command::new(std::env::current_exe()?)
         .args([
             "devnet",

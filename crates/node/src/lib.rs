@@ -15,3 +15,22 @@ pub mod mempool;
 pub mod metrics;
 pub mod service;
 pub mod state;
+
+/// The first of `n` consecutive loopback ports that are free right now (for
+/// devnets started by tests and benchmarks).
+pub fn free_ports(n: u16) -> std::io::Result<u16> {
+    for _ in 0..100 {
+        let base = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        if base > 65000 - n {
+            continue;
+        }
+        if (0..n).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok()) {
+            return Ok(base);
+        }
+    }
+    Err(std::io::Error::other(format!(
+        "no {n} consecutive free ports"
+    )))
+}

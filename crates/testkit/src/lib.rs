@@ -12,21 +12,7 @@ use std::{
 };
 use verity_primitives::PrivateKey;
 
-/// A block of `n` consecutive free loopback ports.
-pub fn free_ports(n: u16) -> Result<u16> {
-    for _ in 0..100 {
-        let l = std::net::TcpListener::bind("127.0.0.1:0")?;
-        let base = l.local_addr()?.port();
-        drop(l);
-        if base > 65000 - n {
-            continue;
-        }
-        if (0..n).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok()) {
-            return Ok(base);
-        }
-    }
-    bail!("no free port range of {n}")
-}
+pub use verity_node::free_ports;
 
 /// A blocking HTTP client for one node.
 #[derive(Clone, Debug)]
@@ -128,8 +114,8 @@ impl Cluster {
     /// Writes the layout and starts every node.
     pub fn start(bin: &Path, validators: usize) -> Result<Self> {
         let dir = tempfile::tempdir()?;
-        let api = free_ports(validators as u16)?;
-        let p2p = free_ports(validators as u16)?;
+        let api = free_ports(2 * validators as u16)?;
+        let p2p = api + validators as u16;
         let st = Command::new(bin)
             .args([
                 "devnet",
