@@ -6,7 +6,7 @@
 //! reads n/a. Each engine: 5 warm-up runs, then up to `RUNS` runs or
 //! `MAX_SECONDS`, median in ms. Exact mode is timed end to end (input
 //! quantization and output conversion included); tract and onnxruntime time
-//! the plan/session run only.
+//! the plan/session run only. `VERITY_BENCH_ONLY=a,b` restricts the models.
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -34,10 +34,18 @@ fn models() -> Vec<(String, PathBuf, PathBuf)> {
         "magika_standard_v3_3",
         "ppocr_mobile_v2_cls",
     ] {
-        v.push((m.into(), ex.join(format!("models/{m}.onnx")), ex.join(format!("models/refs/{m}/sample_0.json"))));
+        v.push((
+            m.into(),
+            ex.join(format!("models/{m}.onnx")),
+            ex.join(format!("models/refs/{m}/sample_0.json")),
+        ));
     }
     for m in ["bench_mlp", "bench_cnn", "bench_mlp_large"] {
-        v.push((m.into(), ex.join(format!("bench/{m}.onnx")), ex.join(format!("bench/{m}.ref0.json"))));
+        v.push((
+            m.into(),
+            ex.join(format!("bench/{m}.onnx")),
+            ex.join(format!("bench/{m}.ref0.json")),
+        ));
     }
     v
 }
@@ -63,38 +71,76 @@ fn ort(models: &[(String, PathBuf, PathBuf)]) -> Option<Value> {
     let py = std::env::var("VERITY_PYTHON").unwrap_or_else(|_| "python3".into());
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/ort_bench.py");
     let mut cmd = Command::new(py);
-    cmd.arg(script).args(["--runs", &RUNS.to_string(), "--warmup", "5", "--max-seconds", &MAX_SECONDS.to_string()]);
+    cmd.arg(script).args([
+        "--runs",
+        &RUNS.to_string(),
+        "--warmup",
+        "5",
+        "--max-seconds",
+        &MAX_SECONDS.to_string(),
+    ]);
     for (name, onnx, input) in models {
         cmd.arg("--model").arg(name).arg(onnx).arg(input);
     }
     let out = cmd.output().ok()?;
     if !out.status.success() {
-        eprintln!("onnxruntime: {}", String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or(""));
+        eprintln!(
+            "onnxruntime: {}",
+            String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .last()
+                .unwrap_or("")
+        );
         return None;
     }
     serde_json::from_slice(&out.stdout).ok()
 }
 
 fn main() {
-    let models = models();
+    let only = std::env::var("VERITY_BENCH_ONLY").ok();
+    let models: Vec<_> = models()
+        .into_iter()
+        .filter(|m| {
+            only.as_deref()
+                .is_none_or(|o| o.split(',').any(|x| x == m.0))
+        })
+        .collect();
     let ort = ort(&models);
-    let tract = TractEngine::default();
     println!(
         "{:<22} {:>10} {:>10} {:>10} {:>10} {:>11} {:>11}",
         "model", "exact", "exact-mt2", "tract", "ort", "exact/ort", "exact/tract"
     );
-    for (i, (name, onnx, input)) in models.iter().enumerate() {
+    let load = |onnx: &PathBuf, input: &PathBuf| {
         let bytes = std::fs::read(onnx).unwrap();
         let v: Value = serde_json::from_str(&std::fs::read_to_string(input).unwrap()).unwrap();
-        let input = Tensors::from_json(&v["inputs"]).unwrap();
+        (bytes, Tensors::from_json(&v["inputs"]).unwrap())
+    };
+    // Exact mode first, for every model, then tract: tract's AVX-512 kernels
+    // can leave the vector registers' upper halves dirty, which slowed later
+    // AVX2 code down about 3.5x on the benchmark machine. The executor now
+    // clears that state itself (`clear_simd_state`); the order is kept so
+    // that the two measurements never interact.
+    let mut exact_ms = vec![];
+    for (_, onnx, input) in &models {
+        let (bytes, input) = load(onnx, input);
         let exact = ExactModel::compile(&bytes, &ExactParams::default()).unwrap();
         let te = time(|| {
             exact.run_exact(&input).unwrap();
         });
-        let mt = RunOptions { simd: true, threads: 2 };
+        let mt = RunOptions {
+            simd: true,
+            threads: 2,
+        };
         let te2 = time(|| {
             exact.run_exact_with(&input, mt).unwrap();
         });
+        exact_ms.push((te, te2));
+    }
+    for (i, (name, onnx, input)) in models.iter().enumerate() {
+        let (bytes, input) = load(onnx, input);
+        let (te, te2) = exact_ms[i];
+        // A fresh engine per model: nothing of the previous models stays in memory.
+        let tract = TractEngine::default();
         let key = [i as u8; 32];
         let plan = tract.prepare(&key, &bytes, &input).unwrap();
         let tt = plan
@@ -104,7 +150,11 @@ fn main() {
             .as_secs_f64()
             * 1e3;
         let to = ort.as_ref().and_then(|o| {
-            o["models"].as_array()?.iter().find(|m| m["name"] == name.as_str())?["median_ms"].as_f64()
+            o["models"]
+                .as_array()?
+                .iter()
+                .find(|m| m["name"] == name.as_str())?["median_ms"]
+                .as_f64()
         });
         let fmt = |x: Option<f64>| x.map_or("n/a".to_string(), |x| format!("{x:.4}"));
         println!(
@@ -121,5 +171,7 @@ fn main() {
     if let Some(o) = &ort {
         println!("onnxruntime {} (python {})", o["onnxruntime"], o["python"]);
     }
-    println!("times: median ms of up to {RUNS} runs (5 warm-up); ratios < 1 mean exact mode is faster");
+    println!(
+        "times: median ms of up to {RUNS} runs (5 warm-up); ratios < 1 mean exact mode is faster"
+    );
 }

@@ -51,19 +51,40 @@ const FLOORS: &[(&str, f64, f64)] = &[
 ];
 
 fn dataset_rows(file: &str) -> Vec<Row> {
-    let v: Value =
-        serde_json::from_str(&std::fs::read_to_string(root().join("tests/exact_data").join(file)).unwrap())
-            .unwrap();
+    let v: Value = serde_json::from_str(
+        &std::fs::read_to_string(root().join("tests/exact_data").join(file)).unwrap(),
+    )
+    .unwrap();
     let rows = v["rows"].as_u64().unwrap() as usize;
     let feats = v["features"].as_u64().unwrap() as usize;
-    let x: Vec<f32> = v["inputs"].as_array().unwrap().iter().map(|a| a.as_f64().unwrap() as f32).collect();
+    let x: Vec<f32> = v["inputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_f64().unwrap() as f32)
+        .collect();
     let mut out = vec![];
     for (model, m) in v["models"].as_object().unwrap() {
         let bytes = std::fs::read(examples().join(format!("models/{model}.onnx"))).unwrap();
         let exact = ExactModel::compile(&bytes, &ExactParams::default()).unwrap();
-        let shape: Vec<usize> = m["input_shape"].as_array().unwrap().iter().map(|d| d.as_u64().unwrap() as usize).collect();
-        let labels: Vec<i64> = m["labels"].as_array().unwrap().iter().map(|a| a.as_i64().unwrap()).collect();
-        let probs: Vec<f64> = m["probabilities"].as_array().unwrap().iter().map(|a| a.as_f64().unwrap()).collect();
+        let shape: Vec<usize> = m["input_shape"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d.as_u64().unwrap() as usize)
+            .collect();
+        let labels: Vec<i64> = m["labels"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_i64().unwrap())
+            .collect();
+        let probs: Vec<f64> = m["probabilities"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_f64().unwrap())
+            .collect();
         let c = m["classes"].as_u64().unwrap() as usize;
         let name = m["input"].as_str().unwrap();
         let (mut agree, mut max_err) = (0, 0f64);
@@ -74,7 +95,10 @@ fn dataset_rows(file: &str) -> Vec<Row> {
             s.extend(&shape);
             let data = x[start * feats..(start + n) * feats].to_vec();
             let mut input = Tensors::default();
-            input.0.insert(name.into(), Tensor::new(name, s, TensorData::F32(data)).unwrap());
+            input.0.insert(
+                name.into(),
+                Tensor::new(name, s, TensorData::F32(data)).unwrap(),
+            );
             let got = exact.run(&input).unwrap();
             let gl = got.0["label"].data.to_f64();
             let gp = got.0["probabilities"].data.to_f64();
@@ -87,7 +111,12 @@ fn dataset_rows(file: &str) -> Vec<Row> {
                 }
             }
         }
-        out.push(Row { model: model.clone(), rows, agree, max_err });
+        out.push(Row {
+            model: model.clone(),
+            rows,
+            agree,
+            max_err,
+        });
     }
     out
 }
@@ -118,31 +147,63 @@ fn reference_rows(model: &str, file: PathBuf, refs: Vec<PathBuf>) -> Row {
             }
         }
     }
-    Row { model: model.into(), rows, agree, max_err }
+    Row {
+        model: model.into(),
+        rows,
+        agree,
+        max_err,
+    }
 }
 
 #[test]
 fn exact_accuracy_against_onnxruntime() {
     let mut table = vec![];
-    for f in ["accuracy_digits.json", "accuracy_iris.json", "accuracy_breast_cancer.json", "accuracy_wine.json"] {
+    for f in [
+        "accuracy_digits.json",
+        "accuracy_iris.json",
+        "accuracy_breast_cancer.json",
+        "accuracy_wine.json",
+    ] {
         table.extend(dataset_rows(f));
     }
     for m in ["magika_standard_v3_3", "ppocr_mobile_v2_cls"] {
-        let refs = (0..5).map(|i| examples().join(format!("models/refs/{m}/sample_{i}.json"))).collect();
-        table.push(reference_rows(m, examples().join(format!("models/{m}.onnx")), refs));
+        let refs = (0..5)
+            .map(|i| examples().join(format!("models/refs/{m}/sample_{i}.json")))
+            .collect();
+        table.push(reference_rows(
+            m,
+            examples().join(format!("models/{m}.onnx")),
+            refs,
+        ));
     }
     for m in ["bench_mlp", "bench_cnn", "bench_mlp_large"] {
         let refs = vec![examples().join(format!("bench/{m}.ref0.json"))];
-        table.push(reference_rows(m, examples().join(format!("bench/{m}.onnx")), refs));
+        table.push(reference_rows(
+            m,
+            examples().join(format!("bench/{m}.onnx")),
+            refs,
+        ));
     }
-    println!("{:<24} {:>6} {:>10} {:>12}", "model", "rows", "top-1", "max |err|");
+    println!(
+        "{:<24} {:>6} {:>10} {:>12}",
+        "model", "rows", "top-1", "max |err|"
+    );
     let mut failures = vec![];
     for r in &table {
         let rate = r.agree as f64 / r.rows as f64;
-        println!("{:<24} {:>6} {:>9.2}% {:>12.3e}", r.model, r.rows, 100.0 * rate, r.max_err);
+        println!(
+            "{:<24} {:>6} {:>9.2}% {:>12.3e}",
+            r.model,
+            r.rows,
+            100.0 * rate,
+            r.max_err
+        );
         let (_, min_rate, max_err) = FLOORS.iter().find(|f| f.0 == r.model).copied().unwrap();
         if rate < min_rate || r.max_err > max_err {
-            failures.push(format!("{}: top-1 {rate} (floor {min_rate}), max error {} (limit {max_err})", r.model, r.max_err));
+            failures.push(format!(
+                "{}: top-1 {rate} (floor {min_rate}), max error {} (limit {max_err})",
+                r.model, r.max_err
+            ));
         }
     }
     assert!(failures.is_empty(), "{failures:#?}");

@@ -55,12 +55,23 @@ fn ref_path(name: &str, file: &str) -> PathBuf {
 
 #[test]
 fn outputs_are_independent_of_simd_threads_and_build() {
-    let golden: Value =
-        serde_json::from_str(&std::fs::read_to_string(root().join("tests/exact_data/golden.json")).unwrap()).unwrap();
+    let golden: Value = serde_json::from_str(
+        &std::fs::read_to_string(root().join("tests/exact_data/golden.json")).unwrap(),
+    )
+    .unwrap();
     let options = [
-        RunOptions { simd: false, threads: 1 },
-        RunOptions { simd: true, threads: 2 },
-        RunOptions { simd: false, threads: 3 },
+        RunOptions {
+            simd: false,
+            threads: 1,
+        },
+        RunOptions {
+            simd: true,
+            threads: 2,
+        },
+        RunOptions {
+            simd: false,
+            threads: 3,
+        },
     ];
     for (name, g) in golden["models"].as_object().unwrap() {
         let bytes = std::fs::read(model_path(name)).unwrap();
@@ -69,12 +80,18 @@ fn outputs_are_independent_of_simd_threads_and_build() {
         // with the default options).
         for s in g["samples"].as_array().unwrap().iter().take(1) {
             let file = s["input"].as_str().unwrap();
-            let v: Value = serde_json::from_str(&std::fs::read_to_string(ref_path(name, file)).unwrap()).unwrap();
+            let v: Value =
+                serde_json::from_str(&std::fs::read_to_string(ref_path(name, file)).unwrap())
+                    .unwrap();
             let input = Tensors::from_json(&v["inputs"]).unwrap();
             for opt in options {
                 let outs = m.run_exact_with(&input, opt).unwrap();
                 let h = hex(&verity_primitives::codec::sha256(&canonical(&outs)));
-                assert_eq!(h, s["sha256"].as_str().unwrap(), "{name} {file} with {opt:?}");
+                assert_eq!(
+                    h,
+                    s["sha256"].as_str().unwrap(),
+                    "{name} {file} with {opt:?}"
+                );
             }
         }
     }
@@ -83,11 +100,18 @@ fn outputs_are_independent_of_simd_threads_and_build() {
 /// A batch gives, row by row, the outputs of its rows run alone.
 #[test]
 fn batched_rows_equal_single_rows() {
-    for name in ["np_digits_cnn", "sk_digits_mlp", "sk_wine_gb", "ppocr_mobile_v2_cls"] {
+    for name in [
+        "np_digits_cnn",
+        "sk_digits_mlp",
+        "sk_wine_gb",
+        "ppocr_mobile_v2_cls",
+    ] {
         let bytes = std::fs::read(model_path(name)).unwrap();
         let m = ExactModel::compile(&bytes, &ExactParams::default()).unwrap();
-        let v: Value =
-            serde_json::from_str(&std::fs::read_to_string(ref_path(name, "sample_4.json")).unwrap()).unwrap();
+        let v: Value = serde_json::from_str(
+            &std::fs::read_to_string(ref_path(name, "sample_4.json")).unwrap(),
+        )
+        .unwrap();
         let input = Tensors::from_json(&v["inputs"]).unwrap();
         let batch = m.run_exact(&input).unwrap();
         let (iname, t) = input.0.iter().next().unwrap();
@@ -97,16 +121,25 @@ fn batched_rows_equal_single_rows() {
         for r in 0..n {
             let mut shape = t.shape.clone();
             shape[0] = 1;
-            let row = data[r * per_row..(r + 1) * per_row].iter().map(|x| *x as f32).collect();
+            let row = data[r * per_row..(r + 1) * per_row]
+                .iter()
+                .map(|x| *x as f32)
+                .collect();
             let mut one = Tensors::default();
             one.0.insert(
                 iname.clone(),
-                verity_engine::Tensor::new(iname, shape, verity_engine::TensorData::F32(row)).unwrap(),
+                verity_engine::Tensor::new(iname, shape, verity_engine::TensorData::F32(row))
+                    .unwrap(),
             );
             let single = m.run_exact(&one).unwrap();
             for (b, s) in batch.iter().zip(&single) {
                 let k = s.values.len();
-                assert_eq!(&b.values[r * k..(r + 1) * k], s.values.as_slice(), "{name} row {r} {}", s.name);
+                assert_eq!(
+                    &b.values[r * k..(r + 1) * k],
+                    s.values.as_slice(),
+                    "{name} row {r} {}",
+                    s.name
+                );
             }
         }
     }

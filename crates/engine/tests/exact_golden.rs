@@ -57,11 +57,17 @@ fn cases() -> Vec<(String, PathBuf, Vec<PathBuf>)> {
         "magika_standard_v3_3",
         "ppocr_mobile_v2_cls",
     ] {
-        let refs = (0..5).map(|i| ex.join(format!("models/refs/{m}/sample_{i}.json"))).collect();
+        let refs = (0..5)
+            .map(|i| ex.join(format!("models/refs/{m}/sample_{i}.json")))
+            .collect();
         v.push((m.to_string(), ex.join(format!("models/{m}.onnx")), refs));
     }
     for m in ["bench_mlp", "bench_cnn", "bench_mlp_large"] {
-        v.push((m.to_string(), ex.join(format!("bench/{m}.onnx")), vec![ex.join(format!("bench/{m}.ref0.json"))]));
+        v.push((
+            m.to_string(),
+            ex.join(format!("bench/{m}.onnx")),
+            vec![ex.join(format!("bench/{m}.ref0.json"))],
+        ));
     }
     v
 }
@@ -89,7 +95,10 @@ fn compute() -> Value {
                 "outputs": outputs,
             }));
         }
-        models.insert(name, json!({"compiled_id": hex(&m.id()), "samples": samples}));
+        models.insert(
+            name,
+            json!({"compiled_id": hex(&m.id()), "samples": samples}),
+        );
     }
     json!({"params": hex(&params.to_bytes()), "models": models})
 }
@@ -102,24 +111,46 @@ fn exact_outputs_match_the_golden_vectors() {
         std::fs::write(&file, serde_json::to_string(&got).unwrap()).unwrap();
         return;
     }
-    let want: Value = serde_json::from_str(&std::fs::read_to_string(&file).expect("golden.json")).unwrap();
+    let want: Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).expect("golden.json")).unwrap();
     assert_eq!(got["params"], want["params"], "parameters changed");
     for (name, w) in want["models"].as_object().unwrap() {
         let g = &got["models"][name];
         assert_eq!(g["compiled_id"], w["compiled_id"], "{name}: compiled id");
-        for (gs, ws) in g["samples"].as_array().unwrap().iter().zip(w["samples"].as_array().unwrap()) {
+        for (gs, ws) in g["samples"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .zip(w["samples"].as_array().unwrap())
+        {
             assert_eq!(gs["input_hash"], ws["input_hash"], "{name}: input changed");
-            assert_eq!(gs["outputs"], ws["outputs"], "{name} {}: outputs", ws["input"]);
-            assert_eq!(gs["sha256"], ws["sha256"], "{name} {}: output hash", ws["input"]);
+            assert_eq!(
+                gs["outputs"], ws["outputs"],
+                "{name} {}: outputs",
+                ws["input"]
+            );
+            assert_eq!(
+                gs["sha256"], ws["sha256"],
+                "{name} {}: output hash",
+                ws["input"]
+            );
         }
     }
-    assert_eq!(got["models"].as_object().unwrap().len(), want["models"].as_object().unwrap().len());
+    assert_eq!(
+        got["models"].as_object().unwrap().len(),
+        want["models"].as_object().unwrap().len()
+    );
 }
 
 /// The canonical encoding itself is pinned (a change here changes every hash).
 #[test]
 fn canonical_encoding_is_pinned() {
-    let o = ExactOutput { name: "y".into(), shape: vec![2], frac: Some(16), values: vec![1, -1] };
+    let o = ExactOutput {
+        name: "y".into(),
+        shape: vec![2],
+        frac: Some(16),
+        values: vec![1, -1],
+    };
     assert_eq!(
         hex(&canonical(&[o])),
         "0100000079010000000200000000000000011000000002000000000000000100000000000000ffffffffffffffff"

@@ -327,6 +327,91 @@ fn erf_q62(u: i128, t: u32) -> i128 {
     v.min(1i128 << 62)
 }
 
+/// The `ln` table on `[1, 2]`: entries `round(2^frac * ln(j / 2^T))` for
+/// `j = 2^T ..= 2^(T+1)`, and the natural logarithm of a fixed-point value
+/// (spec §4.4, Ln).
+pub struct LnTable {
+    frac: i32,
+    vals: Vec<i64>,
+}
+
+type LnCache = Mutex<HashMap<i32, Arc<LnTable>>>;
+
+fn ln_cache() -> &'static LnCache {
+    static CACHE: OnceLock<LnCache> = OnceLock::new();
+    CACHE.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+/// `ln(j / 2^t)` for `2^t <= j <= 2^(t+1)` in Q.62, from
+/// `ln y = 2 atanh((y - 1) / (y + 1))`.
+fn ln_q62(j: i128, t: u32) -> i128 {
+    let one = 1i128 << t;
+    let z = ((j - one) << 62) / (j + one);
+    let z2 = mul_shr(z, z, 62);
+    let (mut term, mut sum, mut k) = (z, 0i128, 0i128);
+    while term != 0 && k < 200 {
+        sum += term / (2 * k + 1);
+        term = mul_shr(term, z2, 62);
+        k += 1;
+    }
+    2 * sum
+}
+
+/// The ln table for `frac` output bits (built once per process).
+pub fn ln_table(frac: i32) -> Result<Arc<LnTable>, String> {
+    if !(0..=40).contains(&frac) {
+        return Err(format!(
+            "ln table: output fractional bits {frac} outside 0..=40"
+        ));
+    }
+    if let Some(t) = ln_cache()
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(&frac)
+    {
+        return Ok(t.clone());
+    }
+    let t = TABLE_GRID_BITS as u32;
+    let mut vals = vec![];
+    for j in (1i128 << t)..=(2i128 << t) {
+        let v = if j == 1 << t {
+            0
+        } else {
+            round_checked(ln_q62(j, t), 1i128 << (62 - frac))
+                .ok_or_else(|| format!("ln table: entry {j} is too close to a tie"))?
+        };
+        vals.push(v as i64);
+    }
+    let tab = Arc::new(LnTable { frac, vals });
+    ln_cache()
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(frac, tab.clone());
+    Ok(tab)
+}
+
+impl LnTable {
+    /// `ln(x * 2^-fx)` at this table's scale, `None` for `x <= 0`:
+    /// with `x = 2^p * m`, `m` in `[1, 2)`: `K(p - fx) + lookup(m)` where
+    /// `K(e) = round(e * ln 2 * 2^frac)` and `m` is looked up on the grid
+    /// with linear interpolation of its remaining bits.
+    pub fn ln(&self, x: i64, fx: i32) -> Option<i64> {
+        if x <= 0 {
+            return None;
+        }
+        let p = 63 - x.leading_zeros() as i32; // 2^p <= x < 2^(p+1)
+        let u = (x as u64) << (62 - p); // m in Q.62, in [2^62, 2^63)
+        let sh = 62 - TABLE_GRID_BITS as u32;
+        let j = (u >> sh) as usize - (1 << TABLE_GRID_BITS);
+        let r = (u & ((1u64 << sh) - 1)) as i128;
+        let (a, b) = (self.vals[j], self.vals[j + 1]);
+        let m = a + round_shift((b - a) as i128 * r, sh as i32)? as i64;
+        let e = (p - fx) as i128;
+        let k = round_shift(e * (LN2_Q124 >> 24), 100 - self.frac)? as i64;
+        m.checked_add(k)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -342,6 +427,21 @@ mod tests {
                 "{func:?} at {x}: {v} vs {want}"
             );
         }
+    }
+
+    #[test]
+    fn ln_is_correctly_rounded_on_the_grid() {
+        let t = ln_table(16).unwrap();
+        for (i, v) in t.vals.iter().enumerate() {
+            let want = (1.0 + i as f64 / 256.0).ln() * 65536.0;
+            assert!((*v as f64 - want).abs() <= 0.5 + 1e-9, "{i}: {v} vs {want}");
+        }
+        assert_eq!(t.ln(65536, 16), Some(0));
+        assert_eq!(t.ln(131072, 16), Some(45426)); // ln 2 = 0.693147 * 65536
+        assert_eq!(t.ln(0, 16), None);
+        let x = 3.7f64;
+        let got = t.ln((x * 65536.0) as i64, 16).unwrap() as f64 / 65536.0;
+        assert!((got - x.ln()).abs() < 4e-5, "{got}");
     }
 
     #[test]

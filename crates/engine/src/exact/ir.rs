@@ -1,7 +1,8 @@
 //! The exact graph: typed value slots, steps, and the executor loop.
 
+use super::conv::{ConvPlan, PoolPlan};
 use super::funcs::Table;
-use super::linalg::{ConvPlan, MatMulPlan, PoolPlan};
+use super::linalg::MatMulPlan;
 use super::tree::TreePlan;
 use std::sync::Arc;
 use tract_onnx::prelude::{DatumType, TypedOp};
@@ -147,6 +148,11 @@ pub(crate) enum UnOp {
     HardSwish {
         f: i32,
     },
+    /// Natural logarithm.
+    Ln {
+        fx: i32,
+        fo: i32,
+    },
     /// Integer negation / absolute value (checked).
     IntNeg,
     IntAbs,
@@ -205,15 +211,26 @@ pub(crate) enum Kind {
         axes: Vec<usize>,
         red: Red,
     },
-    /// Softmax over `axis` of `Fixed(fx)` values, output `Fixed(fo)`.
+    /// Softmax (with `log`: LogSoftmax) over `axis` of `Fixed(fx)` values,
+    /// output `Fixed(fo)`.
     Softmax {
         axis: usize,
         fo: i32,
+        log: bool,
     },
     /// A data-movement or integer-only tract operator, evaluated by tract on
     /// the integer representations.
     Tract(Box<dyn TypedOp>),
     Tree(Box<TreePlan>),
+    Deconv(Box<super::conv::DeconvPlan>),
+    Resize(Box<super::resize::ResizePlan>),
+    /// tract's fused LSTM cell epilogue.
+    Lstm {
+        hidden: usize,
+        f: i32,
+    },
+    /// A loop over a compiled body.
+    Scan(Box<super::scan::ScanPlan>),
 }
 
 pub(crate) struct Step {

@@ -5,7 +5,7 @@
 //! (always the case for real models), in `i128` otherwise. The result does
 //! not depend on which path is taken, nor on SIMD or threads.
 
-use super::arith::{div_round, round_shift, round_shift_i64};
+use super::arith::round_shift;
 use super::ir::XT;
 use super::ops::{overflow, R};
 use std::borrow::Cow;
@@ -30,8 +30,26 @@ impl Default for RunOptions {
     }
 }
 
+/// Runs a few 256-bit vector instructions through the SIMD dispatcher, so
+/// that the compiler's `vzeroupper` at its end leaves the vector registers'
+/// upper halves clean. Called after tract code ran (tract's AVX-512 kernels
+/// can leave them dirty, which was seen to slow later SSE/AVX2 code of the
+/// process down 3-4x). Changes no result.
+pub(crate) fn clear_simd_state() {
+    let a = std::hint::black_box([1.5f64; 8]);
+    let b = std::hint::black_box([2.5f64; 8]);
+    let c = pulp::Arch::new().dispatch(|| {
+        let mut c = [0f64; 8];
+        for i in 0..8 {
+            c[i] = a[i] * b[i];
+        }
+        c
+    });
+    std::hint::black_box(c);
+}
+
 /// Sums of products below this bound are accumulated in `i64`.
-const I64_SAFE: i128 = 1i128 << 62;
+pub(crate) const I64_SAFE: i128 = 1i128 << 62;
 
 /// `acc[i][j] += sum_k a[i][k] * b[k][j]` in `i64` (the caller has checked
 /// the bound).
@@ -60,10 +78,10 @@ fn gemm_kernel(m: usize, k: usize, n: usize, a: &[i32], b: &[i32], acc: &mut [i6
                     let br = &b[kk * n + j0..kk * n + j0 + nb];
                     for j in 0..nb {
                         let bv = br[j] as i64;
-                        c0[j] += a0 * bv;
-                        c1[j] += a1 * bv;
-                        c2[j] += a2 * bv;
-                        c3[j] += a3 * bv;
+                        c0[j] = c0[j].wrapping_add(a0.wrapping_mul(bv));
+                        c1[j] = c1[j].wrapping_add(a1.wrapping_mul(bv));
+                        c2[j] = c2[j].wrapping_add(a2.wrapping_mul(bv));
+                        c3[j] = c3[j].wrapping_add(a3.wrapping_mul(bv));
                     }
                 }
             } else {
@@ -76,7 +94,7 @@ fn gemm_kernel(m: usize, k: usize, n: usize, a: &[i32], b: &[i32], acc: &mut [i6
                         }
                         let br = &b[kk * n + j0..kk * n + j0 + nb];
                         for (cj, bj) in c.iter_mut().zip(br) {
-                            *cj += av * *bj as i64;
+                            *cj = cj.wrapping_add(av.wrapping_mul(*bj as i64));
                         }
                     }
                 }
@@ -96,11 +114,11 @@ fn gemm_i64(m: usize, k: usize, n: usize, a: &[i32], b: &[i32], acc: &mut [i64],
     }
 }
 
-fn max_abs(x: &[i32]) -> i128 {
+pub(crate) fn max_abs(x: &[i32]) -> i128 {
     x.iter().map(|v| (*v as i64).abs()).max().unwrap_or(0) as i128
 }
 
-fn max_abs64(x: &[i64]) -> i128 {
+pub(crate) fn max_abs64(x: &[i64]) -> i128 {
     x.iter().map(|v| (*v as i128).abs()).max().unwrap_or(0)
 }
 
@@ -113,7 +131,12 @@ const F64_EXACT: i128 = 1i128 << 53;
 pub(crate) enum Opnd<'a> {
     /// A constant: its values as `f64` and `i32`, and its L1 bound (max row
     /// L1 norm for a left operand, max column L1 norm for a right one).
-    Const { f: &'a [f64], n: &'a [i32], l1: i128 },
+    Const {
+        f: &'a [f64],
+        n: &'a [i32],
+        l1: i128,
+        max: i128,
+    },
     /// A run-time value.
     Dyn(&'a [i64]),
 }
@@ -135,11 +158,11 @@ pub(crate) fn matmul_exact(
     opt: RunOptions,
 ) -> R<()> {
     let amax = match a {
-        Opnd::Const { n, .. } => max_abs(n),
+        Opnd::Const { max, .. } => max,
         Opnd::Dyn(x) => max_abs64(x),
     };
     let bmax = match b {
-        Opnd::Const { n, .. } => max_abs(n),
+        Opnd::Const { max, .. } => max,
         Opnd::Dyn(x) => max_abs64(x),
     };
     let bound = match (a, b) {
@@ -148,16 +171,42 @@ pub(crate) fn matmul_exact(
         _ => (k as i128).saturating_mul(amax).saturating_mul(bmax),
     }
     .saturating_add(bias.max_abs());
+    // Products of a few rows: binary64 row-times-matrix reading the right
+    // operand as i32 (half the memory of f64); others: binary64 GEMM.
+    if m < 8 && bound < F64_EXACT {
+        if let Some(bn) = as_i32(b) {
+            let af = as_f64(a);
+            let mut c = vec![0f64; m * n];
+            bias.fill_f64(&mut c, n);
+            for (i, row) in c.chunks_mut(n.max(1)).enumerate().take(m) {
+                let ar = &af[i * k..(i + 1) * k];
+                if opt.simd {
+                    pulp::Arch::new().dispatch(|| gemv(k, n, ar, &bn, row));
+                } else {
+                    gemv(k, n, ar, &bn, row);
+                }
+            }
+            for (o, v) in out.iter_mut().zip(&c) {
+                *o = round_shift_checked(*v as i64, shift)?;
+            }
+            return Ok(());
+        }
+    }
     if bound < F64_EXACT {
         let (af, bf) = (as_f64(a), as_f64(b));
         let mut c = vec![0f64; m * n];
         bias.fill_f64(&mut c, n);
         let bv = ArrayView2::from_shape((k, n), &bf[..]).map_err(|e| e.to_string())?;
-        let chunks = if opt.threads > 1 && m >= 2 * opt.threads && m * n * k >= 1 << 20 { opt.threads } else { 1 };
+        let chunks = if opt.threads > 1 && m >= 2 * opt.threads && m * n * k >= 1 << 20 {
+            opt.threads
+        } else {
+            1
+        };
         let rows = m.div_ceil(chunks).max(1);
         let job = |r0: usize, cc: &mut [f64]| -> R<()> {
             let r = cc.len() / n.max(1);
-            let av = ArrayView2::from_shape((r, k), &af[r0 * k..(r0 + r) * k]).map_err(|e| e.to_string())?;
+            let av = ArrayView2::from_shape((r, k), &af[r0 * k..(r0 + r) * k])
+                .map_err(|e| e.to_string())?;
             let mut cv = ArrayViewMut2::from_shape((r, n), cc).map_err(|e| e.to_string())?;
             general_mat_mul(1.0, &av, &bv, 1.0, &mut cv);
             Ok(())
@@ -169,7 +218,8 @@ pub(crate) fn matmul_exact(
                     .enumerate()
                     .map(|(t, cc)| s.spawn(move || job(t * rows, cc)))
                     .collect();
-                hs.into_iter().try_for_each(|h| h.join().unwrap_or_else(|_| Err("worker panicked".into())))
+                hs.into_iter()
+                    .try_for_each(|h| h.join().unwrap_or_else(|_| Err("worker panicked".into())))
             })?;
         } else if m > 0 && n > 0 {
             job(0, &mut c)?;
@@ -180,12 +230,7 @@ pub(crate) fn matmul_exact(
         return Ok(());
     }
     if let (Some(an), Some(bn)) = (as_i32(a), as_i32(b)) {
-        let (al1, bl1) = match (a, b) {
-            (Opnd::Const { l1, .. }, _) => (Some(l1), None),
-            (_, Opnd::Const { l1, .. }) => (None, Some(l1)),
-            _ => (None, None),
-        };
-        return matmul_round(m, k, n, &an, &bn, bias, al1, bl1, shift, out, opt);
+        return matmul_round(m, k, n, &an, &bn, bias, bound, shift, out, opt);
     }
     let wide = |o: Opnd<'_>| -> Vec<i64> {
         match o {
@@ -194,6 +239,32 @@ pub(crate) fn matmul_exact(
         }
     };
     matmul_wide(m, k, n, &wide(a), &wide(b), bias, shift, out)
+}
+
+/// `c += a . B` for one row `a` (`k`) and `B` (`k x n`), in binary64 (the
+/// caller has checked that every partial sum is an integer below 2^53, so
+/// the result is exact in any order).
+#[inline(always)]
+fn gemv(k: usize, n: usize, a: &[f64], b: &[i32], c: &mut [f64]) {
+    let mut kk = 0;
+    while kk + 4 <= k {
+        let (a0, a1, a2, a3) = (a[kk], a[kk + 1], a[kk + 2], a[kk + 3]);
+        let b0 = &b[kk * n..(kk + 1) * n];
+        let b1 = &b[(kk + 1) * n..(kk + 2) * n];
+        let b2 = &b[(kk + 2) * n..(kk + 3) * n];
+        let b3 = &b[(kk + 3) * n..(kk + 4) * n];
+        for j in 0..n {
+            c[j] += a0 * b0[j] as f64 + a1 * b1[j] as f64 + a2 * b2[j] as f64 + a3 * b3[j] as f64;
+        }
+        kk += 4;
+    }
+    while kk < k {
+        let av = a[kk];
+        for (cj, bj) in c.iter_mut().zip(&b[kk * n..(kk + 1) * n]) {
+            *cj += av * *bj as f64;
+        }
+        kk += 1;
+    }
 }
 
 fn as_f64(o: Opnd<'_>) -> Cow<'_, [f64]> {
@@ -211,38 +282,37 @@ fn as_i32(o: Opnd<'_>) -> Option<Cow<'_, [i32]>> {
 }
 
 #[inline]
-fn round_shift_checked(v: i64, shift: i32) -> R<i64> {
-    if (0..63).contains(&shift) {
-        return Ok(round_shift_i64(v, shift as u32));
+pub(crate) fn round_shift_checked(v: i64, shift: i32) -> R<i64> {
+    if (1..63).contains(&shift) {
+        // Round half to even without branches.
+        let s = shift as u32;
+        let q = v >> s;
+        let r = v & ((1i64 << s) - 1);
+        return Ok(q + ((r + (q & 1)) > (1i64 << (s - 1))) as i64);
+    }
+    if shift == 0 {
+        return Ok(v);
     }
     let r = round_shift(v as i128, shift).ok_or_else(|| overflow("sum of products"))?;
     i64::try_from(r).map_err(|_| overflow("sum of products (int64)"))
 }
 
 /// Exact `round((a . b + bias) / 2^shift)` into `i64` for an `m x k` by
-/// `k x n` product of `i32` operands, accumulated in `i64` when the bound
-/// allows, `i128` otherwise.
+/// `k x n` product of `i32` operands whose partial sums are bounded by
+/// `bound`: accumulated in `i64` when it allows, `i128` otherwise.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn matmul_round(
+fn matmul_round(
     m: usize,
     k: usize,
     n: usize,
     a: &[i32],
     b: &[i32],
     bias: Bias<'_>,
-    a_rows_l1: Option<i128>,
-    b_cols_l1: Option<i128>,
+    bound: i128,
     shift: i32,
     out: &mut [i64],
     opt: RunOptions,
 ) -> R<()> {
-    let bias_max = bias.max_abs();
-    let bound = match (a_rows_l1, b_cols_l1) {
-        (Some(l1), _) => l1.saturating_mul(max_abs(b)),
-        (_, Some(l1)) => l1.saturating_mul(max_abs(a)),
-        _ => (k as i128).saturating_mul(max_abs(a)).saturating_mul(max_abs(b)),
-    }
-    .saturating_add(bias_max);
     if bound < I64_SAFE {
         let mut acc = vec![0i64; m * n];
         bias.fill(&mut acc, m, n);
@@ -424,12 +494,12 @@ impl MatMulPlan {
         for bi in 0..self.batch {
             let (ao, bo) = ((bi % self.a_batch) * m * k, (bi % self.b_batch) * k * n);
             let aa = match (&self.a_const, &ap) {
-                (Some(cst), _) => Opnd::Const { f: &cst.f[ao..ao + m * k], n: &cst.n[ao..ao + m * k], l1: cst.l1 },
+                (Some(cst), _) => cst.opnd(ao, m * k),
                 (_, Some(x)) => Opnd::Dyn(&x[ao..ao + m * k]),
                 _ => return Err("internal: missing operand".into()),
             };
             let bb = match (&self.b_const, &bp) {
-                (Some(cst), _) => Opnd::Const { f: &cst.f[bo..bo + k * n], n: &cst.n[bo..bo + k * n], l1: cst.l1 },
+                (Some(cst), _) => cst.opnd(bo, k * n),
                 (_, Some(x)) => Opnd::Dyn(&x[bo..bo + k * n]),
                 _ => return Err("internal: missing operand".into()),
             };
@@ -446,219 +516,22 @@ pub(crate) struct ConstOpnd {
     pub n: Vec<i32>,
     pub f: Vec<f64>,
     pub l1: i128,
+    pub max: i128,
 }
 
 impl ConstOpnd {
     pub(crate) fn new(n: Vec<i32>, l1: i128) -> Self {
         let f = n.iter().map(|v| *v as f64).collect();
-        ConstOpnd { n, f, l1 }
-    }
-}
-
-/// Geometry of a 2-D convolution or pool (1-D ones have `h = 1`).
-#[derive(Clone, Debug)]
-pub(crate) struct Geo {
-    pub n: usize,
-    pub c: usize,
-    pub ih: usize,
-    pub iw: usize,
-    pub oh: usize,
-    pub ow: usize,
-    pub kh: usize,
-    pub kw: usize,
-    pub sh: usize,
-    pub sw: usize,
-    pub dh: usize,
-    pub dw: usize,
-    pub ph: usize,
-    pub pw: usize,
-    /// Padded extents (before + input + after), for `count_include_pad`.
-    pub eh: usize,
-    pub ew: usize,
-    /// The tensor is `[N, H, W, C]` (or `[H, W, C]`) rather than channels first.
-    pub channels_last: bool,
-}
-
-impl Geo {
-    fn to_channels_first(&self, x: &[i64]) -> Vec<i64> {
-        permute(x, &[self.n, self.ih * self.iw, self.c], &[0, 2, 1])
+        let max = max_abs(&n);
+        ConstOpnd { n, f, l1, max }
     }
 
-    /// Input row for output row `o`, tap `t`, or None in the padding.
-    #[inline(always)]
-    fn src(o: usize, t: usize, s: usize, d: usize, p: usize, len: usize) -> Option<usize> {
-        let pos = (o * s + t * d).checked_sub(p)?;
-        (pos < len).then_some(pos)
-    }
-}
-
-/// A convolution with constant weights.
-pub(crate) struct ConvPlan {
-    pub geo: Geo,
-    pub cout: usize,
-    pub group: usize,
-    /// `[cout, cin/group * kh * kw]`.
-    pub w: Vec<i32>,
-    /// The same as `f64`.
-    pub wf: Vec<f64>,
-    /// Per output channel, at the accumulator's scale.
-    pub bias: Vec<i64>,
-    /// Per output channel `sum |w|`.
-    pub w_l1: i128,
-    pub shift: i32,
-    pub out_shape: Vec<usize>,
-}
-
-impl ConvPlan {
-    pub(crate) fn run(&self, x: &XT, opt: RunOptions) -> R<XT> {
-        let g = &self.geo;
-        let xin = x.as_i64()?;
-        let cf;
-        let x = if g.channels_last {
-            cf = g.to_channels_first(xin);
-            cf.as_slice()
-        } else {
-            xin
-        };
-        let cin_g = g.c / self.group;
-        let cout_g = self.cout / self.group;
-        let kk = cin_g * g.kh * g.kw;
-        let p = g.oh * g.ow;
-        let mut out = vec![0i64; g.n * self.cout * p];
-        let direct = g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && g.ph == 0 && g.pw == 0;
-        for ni in 0..g.n {
-            for gi in 0..self.group {
-                let at = (ni * g.c + gi * cin_g) * g.ih * g.iw;
-                let len = cin_g * g.ih * g.iw;
-                let w = Opnd::Const {
-                    f: &self.wf[gi * cout_g * kk..(gi + 1) * cout_g * kk],
-                    n: &self.w[gi * cout_g * kk..(gi + 1) * cout_g * kk],
-                    l1: self.w_l1,
-                };
-                let bias = &self.bias[gi * cout_g..(gi + 1) * cout_g];
-                let o = &mut out[(ni * self.cout + gi * cout_g) * p..][..cout_g * p];
-                let xin = &x[at..at + len];
-                let col;
-                let b: &[i64] = if direct {
-                    xin
-                } else {
-                    col = self.im2col(xin, cin_g);
-                    &col
-                };
-                matmul_exact(cout_g, kk, p, w, Opnd::Dyn(b), Bias::Rows(bias), self.shift, o, opt)?;
-            }
+    fn opnd(&self, at: usize, len: usize) -> Opnd<'_> {
+        Opnd::Const {
+            f: &self.f[at..at + len],
+            n: &self.n[at..at + len],
+            l1: self.l1,
+            max: self.max,
         }
-        let out = if g.channels_last {
-            permute(&out, &[g.n, self.cout, p], &[0, 2, 1])
-        } else {
-            out
-        };
-        Ok(XT::i64(self.out_shape.clone(), out))
-    }
-
-    fn im2col<T: Copy + Default>(&self, x: &[T], cin: usize) -> Vec<T> {
-        let g = &self.geo;
-        let p = g.oh * g.ow;
-        let mut col = vec![T::default(); cin * g.kh * g.kw * p];
-        let mut row = 0;
-        for c in 0..cin {
-            let plane = &x[c * g.ih * g.iw..(c + 1) * g.ih * g.iw];
-            for ty in 0..g.kh {
-                for tx in 0..g.kw {
-                    let dst = &mut col[row * p..(row + 1) * p];
-                    for oy in 0..g.oh {
-                        let d = &mut dst[oy * g.ow..(oy + 1) * g.ow];
-                        match Geo::src(oy, ty, g.sh, g.dh, g.ph, g.ih) {
-                            None => d.fill(T::default()),
-                            Some(iy) => {
-                                let src = &plane[iy * g.iw..(iy + 1) * g.iw];
-                                for (ox, dv) in d.iter_mut().enumerate() {
-                                    *dv = Geo::src(ox, tx, g.sw, g.dw, g.pw, g.iw)
-                                        .map_or(T::default(), |ix| src[ix]);
-                                }
-                            }
-                        }
-                    }
-                    row += 1;
-                }
-            }
-        }
-        col
-    }
-}
-
-/// Max or average pooling.
-pub(crate) struct PoolPlan {
-    pub geo: Geo,
-    /// Max pooling, else sum (`normalize`: average).
-    pub max: bool,
-    pub normalize: bool,
-    pub count_include_pad: bool,
-    pub out_shape: Vec<usize>,
-}
-
-impl PoolPlan {
-    pub(crate) fn run(&self, x: &XT) -> R<XT> {
-        let g = &self.geo;
-        let xin = x.as_i64()?;
-        let cf;
-        let x = if g.channels_last {
-            cf = g.to_channels_first(xin);
-            cf.as_slice()
-        } else {
-            xin
-        };
-        let p = g.oh * g.ow;
-        let mut out = vec![0i64; g.n * g.c * p];
-        for (plane, o) in x.chunks(g.ih * g.iw).zip(out.chunks_mut(p)) {
-            for oy in 0..g.oh {
-                for ox in 0..g.ow {
-                    let (mut best, mut sum, mut count, mut padded) = (i64::MIN, 0i128, 0i64, 0i64);
-                    for ty in 0..g.kh {
-                        let in_h = oy * g.sh + ty * g.dh < g.eh;
-                        for tx in 0..g.kw {
-                            if in_h && ox * g.sw + tx * g.dw < g.ew {
-                                padded += 1;
-                            }
-                            let (Some(iy), Some(ix)) = (
-                                Geo::src(oy, ty, g.sh, g.dh, g.ph, g.ih),
-                                Geo::src(ox, tx, g.sw, g.dw, g.pw, g.iw),
-                            ) else {
-                                continue;
-                            };
-                            let v = plane[iy * g.iw + ix];
-                            best = best.max(v);
-                            sum += v as i128;
-                            count += 1;
-                        }
-                    }
-                    o[oy * g.ow + ox] = if self.max {
-                        if count == 0 {
-                            return Err("a pooling window lies entirely in the padding".into());
-                        }
-                        best
-                    } else if self.normalize {
-                        let d = if self.count_include_pad {
-                            padded
-                        } else {
-                            count
-                        };
-                        if d == 0 {
-                            return Err("a pooling window lies entirely in the padding".into());
-                        }
-                        let q = div_round(sum, d as i128).unwrap_or(0);
-                        i64::try_from(q).map_err(|_| overflow("average"))?
-                    } else {
-                        i64::try_from(sum).map_err(|_| overflow("sum"))?
-                    };
-                }
-            }
-        }
-        let out = if g.channels_last {
-            permute(&out, &[g.n, g.c, p], &[0, 2, 1])
-        } else {
-            out
-        };
-        Ok(XT::i64(self.out_shape.clone(), out))
     }
 }

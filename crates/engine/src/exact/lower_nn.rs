@@ -1,10 +1,10 @@
 //! Lowering of the linear and neural-network operators: EinSum (MatMul,
 //! Gemm), Conv, pools, reductions, Softmax, tree ensembles.
 
-use super::arith::quantize;
 use super::compile::{is_float, Compiler, CR};
+use super::conv::{ConvPlan, Geo, PoolPlan};
 use super::ir::{Kind, Red, Ty};
-use super::linalg::{permute, ConstOpnd, ConvPlan, Geo, MatMulPlan, PoolPlan};
+use super::linalg::{permute, ConstOpnd, MatMulPlan};
 use super::tree::TreePlan;
 use crate::EngineError;
 use tract_onnx::prelude::*;
@@ -22,6 +22,8 @@ impl Compiler<'_> {
             self.einsum(node, op)?;
         } else if let Some(op) = node.op_as::<ops::cnn::Conv>() {
             self.conv(node, op)?;
+        } else if let Some(op) = node.op_as::<ops::cnn::Deconv>() {
+            self.deconv(node, op)?;
         } else if let Some(op) = node.op_as::<ops::cnn::MaxPool>() {
             if op.with_index_outputs.is_some() {
                 return Err(self.unsupported(node, "MaxPool with indices"));
@@ -39,13 +41,17 @@ impl Compiler<'_> {
             self.reduce(node, op)?;
         } else if let Some(op) = node.op_as::<ops::nn::Softmax>() {
             self.softmax(node, op)?;
+        } else if let Some(op) = node.op_as::<ops::scan::Scan>() {
+            self.scan(node, op)?;
+        } else if let Some(op) = node.op_as::<ops::lstm_cell::LstmEpilogue>() {
+            self.lstm_epilogue(node, op.hidden)?;
         } else {
             return Ok(false);
         }
         Ok(true)
     }
 
-    fn in_shape(&self, node: &TypedNode, i: usize) -> CR<Vec<usize>> {
+    pub(crate) fn in_shape(&self, node: &TypedNode, i: usize) -> CR<Vec<usize>> {
         let o = node.inputs[i];
         match self.konst(o) {
             Some(t) => Ok(t.shape().to_vec()),
@@ -153,14 +159,20 @@ impl Compiler<'_> {
         };
         let (kk, nn, bt) = (prod(&k), prod(&n), prod(&batch));
         let a_const = a_const.map(|a| {
-            let l1 = a.chunks(kk.max(1)).map(|r| r.iter().map(|v| (*v as i128).abs()).sum::<i128>()).max().unwrap_or(0);
+            let l1 = a
+                .chunks(kk.max(1))
+                .map(|r| r.iter().map(|v| (*v as i128).abs()).sum::<i128>())
+                .max()
+                .unwrap_or(0);
             ConstOpnd::new(a, l1)
         });
         let b_const = b_const.map(|b| {
             let mut best = 0i128;
             for bi in 0..bt {
                 for j in 0..nn {
-                    let s: i128 = (0..kk).map(|x| (b[(bi * kk + x) * nn + j] as i128).abs()).sum();
+                    let s: i128 = (0..kk)
+                        .map(|x| (b[(bi * kk + x) * nn + j] as i128).abs())
+                        .sum();
                     best = best.max(s);
                 }
             }
@@ -190,7 +202,13 @@ impl Compiler<'_> {
     }
 
     /// Geometry from a pool spec and an input shape.
-    fn geo(&self, node: &TypedNode, spec: &PoolSpec, shape: &[usize], out: &[usize]) -> CR<Geo> {
+    pub(crate) fn geo(
+        &self,
+        node: &TypedNode,
+        spec: &PoolSpec,
+        shape: &[usize],
+        out: &[usize],
+    ) -> CR<Geo> {
         let (has_n, channels_last) = match spec.data_format {
             DataFormat::NCHW => (true, false),
             DataFormat::NHWC => (true, true),
@@ -285,17 +303,11 @@ impl Compiler<'_> {
                 .chain(1..r + 1)
                 .collect(),
         };
-        let (q, fw) = self.weight(&kernel)?;
-        let w = permute(&Self::narrow(&q)?, &ks, &perm);
+        let kf = permute(&Self::f64s(&kernel)?, &ks, &perm);
         let kk = geo.c / g * geo.kh * geo.kw;
-        if w.len() != cout * kk {
+        if g == 0 || kf.len() != cout * kk || !geo.c.is_multiple_of(g) || !cout.is_multiple_of(g) {
             return Err(self.unsupported(node, "kernel shape does not match the channels"));
         }
-        let w_l1 = w
-            .chunks(kk.max(1))
-            .map(|row| row.iter().map(|v| (*v as i128).abs()).sum::<i128>())
-            .max()
-            .unwrap_or(0);
         let bias = match bias {
             Some(b) => {
                 let v = Self::f64s(&b)?;
@@ -303,31 +315,100 @@ impl Compiler<'_> {
                 if v.len() != cout {
                     return Err(self.unsupported(node, "bias length"));
                 }
-                v.iter()
-                    .map(|x| {
-                        quantize(*x, f + fw)
-                            .ok_or_else(|| EngineError::InvalidModel("bias overflows".into()))
-                    })
-                    .collect::<CR<Vec<_>>>()?
+                v
             }
-            None => vec![0; cout],
+            None => vec![0.0; cout],
         };
         let x = self.fixed(node, node.inputs[0])?;
-        let wf = w.iter().map(|v| *v as f64).collect();
-        let plan = ConvPlan {
-            wf,
+        let mut plan = ConvPlan {
             geo,
             cout,
             group: g,
-            w,
-            bias,
-            w_l1,
-            shift: f + fw - f,
+            kernel: kf,
+            bias_f: bias,
+            w: vec![],
+            wf: vec![],
+            bias: vec![],
+            w_l1: 0,
+            w_max: 0,
+            shift: 0,
             out_shape: out.clone(),
         };
+        plan.quantize(f, self.p.weight_bits as u32)
+            .map_err(|e| EngineError::InvalidModel(format!("exact: node `{}`: {e}", node.name)))?;
         let o = self.emit(node, Kind::Conv(Box::new(plan)), vec![x], out, Ty::Fixed(f));
         self.set(node, 0, o);
+        // The output may absorb a following per-channel Mul and Add (§3.5).
+        let channel_axis = match op.pool_spec.data_format {
+            DataFormat::NCHW => 1,
+            DataFormat::CHW => 0,
+            DataFormat::NHWC | DataFormat::HWC => shape.len() - 1,
+        };
+        if node.outputs[0].successors.len() == 1 {
+            self.foldable.insert(
+                OutletId::new(node.id, 0),
+                (self.plan.steps.len() - 1, channel_axis),
+            );
+        }
         Ok(())
+    }
+
+    /// Folds `conv(x) * c` or `conv(x) + c` (a constant with one value per
+    /// output channel, or one value) into the convolution that computes the
+    /// other operand, when that convolution's output has no other consumer.
+    /// Returns whether it did.
+    pub(crate) fn try_fold(&mut self, node: &TypedNode, mul: bool) -> CR<bool> {
+        let (a, b) = (node.inputs[0], node.inputs[1]);
+        let (src, c) = match (
+            self.foldable.get(&a).copied(),
+            self.konst(b),
+            self.foldable.get(&b).copied(),
+            self.konst(a),
+        ) {
+            (Some(fa), Some(c), _, _) => ((a, fa), c),
+            (_, _, Some(fb), Some(c)) => ((b, fb), c),
+            _ => return Ok(false),
+        };
+        let ((outlet, (step, axis)), f) = (src, self.f());
+        let Kind::Conv(plan) = &mut self.plan.steps[step].kind else {
+            return Ok(false);
+        };
+        let rank = plan.out_shape.len();
+        let cs = c.shape().to_vec();
+        if cs.len() > rank || !is_float(c.datum_type()) {
+            return Ok(false);
+        }
+        // The constant's axes aligned to the output's, right-justified.
+        let per_channel = cs
+            .iter()
+            .enumerate()
+            .all(|(i, d)| *d == 1 || i + rank - cs.len() == axis);
+        let cv = Self::f64s(&c)?;
+        if !per_channel || !(cv.len() == 1 || cv.len() == plan.cout) {
+            return Ok(false);
+        }
+        let at = |o: usize| if cv.len() == 1 { cv[0] } else { cv[o] };
+        let kk = plan.kernel.len() / plan.cout;
+        for o in 0..plan.cout {
+            if mul {
+                for w in &mut plan.kernel[o * kk..(o + 1) * kk] {
+                    *w *= at(o);
+                }
+                plan.bias_f[o] *= at(o);
+            } else {
+                plan.bias_f[o] += at(o);
+            }
+        }
+        plan.quantize(f, self.p.weight_bits as u32)
+            .map_err(|e| EngineError::InvalidModel(format!("exact: node `{}`: {e}", node.name)))?;
+        let slot = self.plan.steps[step].outputs[0];
+        self.set(node, 0, slot);
+        self.foldable.remove(&outlet);
+        if node.outputs[0].successors.len() == 1 {
+            self.foldable
+                .insert(OutletId::new(node.id, 0), (step, axis));
+        }
+        Ok(true)
     }
 
     fn pool(
@@ -411,9 +492,10 @@ impl Compiler<'_> {
     }
 
     fn softmax(&mut self, node: &TypedNode, op: &ops::nn::Softmax) -> CR<()> {
-        if op.kind != ops::nn::SoftmaxKind::Softmax || op.quant_output_dt.is_some() {
-            return Err(self.unsupported(node, "LogSoftmax or quantized softmax"));
+        if op.quant_output_dt.is_some() {
+            return Err(self.unsupported(node, "quantized softmax"));
         }
+        let log = op.kind == ops::nn::SoftmaxKind::LogSoftmax;
         let f = self.f();
         let shape = Self::out_shape(node, 0)?;
         let axes: Vec<usize> = op.axes.iter().copied().filter(|a| shape[*a] > 1).collect();
@@ -425,12 +507,17 @@ impl Compiler<'_> {
         let x = self.fixed(node, node.inputs[0])?;
         let o = self.emit(
             node,
-            Kind::Softmax { axis, fo: f },
+            Kind::Softmax { axis, fo: f, log },
             vec![x],
             shape,
             Ty::Fixed(f),
         );
         self.set(node, 0, o);
+        if !log && node.outputs[0].successors.len() == 1 {
+            // A following Ln makes it a LogSoftmax (§4.9).
+            self.softmax_steps
+                .insert(OutletId::new(node.id, 0), self.plan.steps.len() - 1);
+        }
         Ok(())
     }
 

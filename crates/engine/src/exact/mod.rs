@@ -15,16 +15,22 @@
 //! [`ExactModel::compile`] loads the ONNX bytes with tract, and lowers
 //! tract's typed graph (one expansion per ONNX node) for each set of input
 //! shapes met (plans are cached and reused). [`ExactModel::id`] is
-//! `sha256("verity-exact-v1" || onnx || params.to_bytes())`.
+//! `sha256("verity-exact-v1" || sha256(onnx) || params.to_bytes())`.
 
 mod arith;
 mod compile;
+mod conv;
 mod funcs;
 mod ir;
 mod linalg;
+mod lower_deconv;
+mod lower_ew;
 mod lower_nn;
 mod ops;
+mod reduce;
+mod resize;
 mod run;
+mod scan;
 mod tree;
 
 pub use linalg::RunOptions;
@@ -74,11 +80,9 @@ impl ExactParams {
     }
 }
 
-/// The compiled-model id: `sha256(b"verity-exact-v1" || onnx || params)`.
+/// The compiled-model id: `sha256(b"verity-exact-v1" || sha256(onnx) || params)`
+/// (the ledger computes the same from the model id, without the bytes).
 pub fn compiled_id(onnx: &[u8], params: &ExactParams) -> [u8; 32] {
-    let mut buf = Vec::with_capacity(onnx.len() + 32);
-    buf.extend_from_slice(b"verity-exact-v1");
-    buf.extend_from_slice(onnx);
-    buf.extend_from_slice(&params.to_bytes());
-    verity_primitives::codec::sha256(&buf)
+    let model = verity_primitives::ModelId::of_bytes(onnx);
+    verity_primitives::receipt::exact_model_id(&model, &params.to_bytes()).0
 }

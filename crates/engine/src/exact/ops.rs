@@ -3,8 +3,8 @@
 //! the executor prefixes with the node's name.
 
 use super::arith::{div_round, isqrt, round_shift, round_shift_i64, sqrt_round};
-use super::funcs::{self, Func, Table, SOFTMAX_EXP_BITS};
-use super::ir::{BinOp, BoolOp, CmpOp, Data, IntOp, Red, Ty, UnOp, XT};
+use super::funcs::{self, Table};
+use super::ir::{BinOp, BoolOp, CmpOp, Data, IntOp, Ty, UnOp, XT};
 use tract_onnx::prelude::DatumType;
 
 pub(crate) type R<T> = Result<T, String>;
@@ -44,7 +44,7 @@ pub(crate) fn broadcast_shape(a: &[usize], b: &[usize]) -> R<Vec<usize>> {
 }
 
 /// Element strides of `shape` seen through the broadcast `out` shape.
-fn bstrides(shape: &[usize], out: &[usize]) -> Vec<usize> {
+pub(crate) fn bstrides(shape: &[usize], out: &[usize]) -> Vec<usize> {
     let r = out.len();
     let mut st = vec![0; r];
     let mut acc = 1;
@@ -66,7 +66,10 @@ fn coalesce(dims: &[usize], strides: &[Vec<usize>]) -> (Vec<usize>, Vec<Vec<usiz
             continue;
         }
         let merge = od.last().is_some_and(|_| {
-            strides.iter().zip(&os).all(|(s, o)| o[o.len() - 1] == s[d] * dims[d])
+            strides
+                .iter()
+                .zip(&os)
+                .all(|(s, o)| o[o.len() - 1] == s[d] * dims[d])
         });
         if merge {
             let last = od.len() - 1;
@@ -92,7 +95,7 @@ fn coalesce(dims: &[usize], strides: &[Vec<usize>]) -> (Vec<usize>, Vec<Vec<usiz
 }
 
 /// For each output element (row-major), the offsets into the inputs.
-fn for_each_offset(
+pub(crate) fn for_each_offset(
     out: &[usize],
     strides: &[Vec<usize>],
     mut f: impl FnMut(&[usize]) -> R<()>,
@@ -177,7 +180,104 @@ pub(crate) fn zip2<A: Copy, B: Copy, O>(
     Ok((out, v))
 }
 
+/// Round half to even of `v / 2^s` for `0 < s < 63`, without branches.
+#[inline(always)]
+fn rne_shift(v: i64, s: u32) -> i64 {
+    let q = v >> s;
+    let r = v & ((1i64 << s) - 1);
+    let half = 1i64 << (s - 1);
+    q.wrapping_add(((r + (q & 1)) > half) as i64)
+}
+
+/// The fast forms of the common binary operators: a tight loop without
+/// early exits, and a flag that is false when some element needs the
+/// checked path (which then recomputes the whole operation).
+fn bin_fast(op: BinOp, shift: i32, a: &XT, b: &XT) -> R<Option<XT>> {
+    let (x, y) = (a.as_i64()?, b.as_i64()?);
+    let fits = |v: i64| (v as i32) as i64 == v;
+    let (shape, v, ok) = match op {
+        BinOp::Add => map2(x, &a.shape, y, &b.shape, |p, q| {
+            let r = p.wrapping_add(q);
+            (r, ((p ^ r) & (q ^ r)) >= 0)
+        })?,
+        BinOp::Sub => map2(x, &a.shape, y, &b.shape, |p, q| {
+            let r = p.wrapping_sub(q);
+            (r, ((p ^ q) & (p ^ r)) >= 0)
+        })?,
+        BinOp::Max => map2(x, &a.shape, y, &b.shape, |p, q| (p.max(q), true))?,
+        BinOp::Min => map2(x, &a.shape, y, &b.shape, |p, q| (p.min(q), true))?,
+        BinOp::Mul if (1..63).contains(&shift) => {
+            let s = shift as u32;
+            map2(x, &a.shape, y, &b.shape, |p, q| {
+                (rne_shift(p.wrapping_mul(q), s), fits(p) & fits(q))
+            })?
+        }
+        BinOp::Div if y.len() == 1 && y[0] > 0 && (0..52).contains(&shift) => {
+            // round(x * 2^shift / q), ties to even, for |x * 2^shift| < 2^52:
+            // a binary64 quotient (error below one) corrected exactly.
+            let q = y[0];
+            let qf = q as f64;
+            let lim = 1u64 << (52 - shift);
+            map2(x, &a.shape, y, &b.shape, |p, _| {
+                let n = p.wrapping_shl(shift as u32);
+                // Branch-free: the fix-ups and the rounding are selects.
+                let d0 = (n as f64 / qf) as i64;
+                let r0 = n.wrapping_sub(d0.wrapping_mul(q));
+                let lo = (r0 < 0) as i64;
+                let (d1, r1) = (d0 - lo, r0 + (q & -lo));
+                let hi = (r1 >= q) as i64;
+                let (d, r) = (d1 + hi, r1 - (q & -hi));
+                let up = ((2 * r > q) | ((2 * r == q) & (d & 1 == 1))) as i64;
+                (d + up, p.unsigned_abs() < lim)
+            })?
+        }
+        _ => return Ok(None),
+    };
+    Ok(ok.then(|| XT::i64(shape, v)))
+}
+
+/// [`zip2`] for infallible element functions returning `(value, ok)`.
+fn map2(
+    a: &[i64],
+    sa: &[usize],
+    b: &[i64],
+    sb: &[usize],
+    f: impl Fn(i64, i64) -> (i64, bool),
+) -> R<(Vec<usize>, Vec<i64>, bool)> {
+    let out = broadcast_shape(sa, sb)?;
+    let n: usize = out.iter().product();
+    let mut v = vec![0i64; n];
+    let mut ok = true;
+    if sa == out.as_slice() && sb == out.as_slice() {
+        for ((o, p), q) in v.iter_mut().zip(a).zip(b) {
+            let (r, k) = f(*p, *q);
+            *o = r;
+            ok &= k;
+        }
+    } else if b.len() == 1 && sa == out.as_slice() {
+        let q = b[0];
+        for (o, p) in v.iter_mut().zip(a) {
+            let (r, k) = f(*p, q);
+            *o = r;
+            ok &= k;
+        }
+    } else {
+        let mut i = 0;
+        let (_, w) = zip2(a, sa, b, sb, |p, q| {
+            let (r, k) = f(p, q);
+            ok &= k;
+            i += 1;
+            Ok(r)
+        })?;
+        v = w;
+    }
+    Ok((out, v, ok))
+}
+
 pub(crate) fn bin(op: BinOp, shift: i32, a: &XT, b: &XT) -> R<XT> {
+    if let Some(r) = bin_fast(op, shift, a, b)? {
+        return Ok(r);
+    }
     let (x, y) = (a.as_i64()?, b.as_i64()?);
     let ovf = || overflow("result (int64)");
     let (shape, v) = match op {
@@ -201,6 +301,30 @@ pub(crate) fn bin(op: BinOp, shift: i32, a: &XT, b: &XT) -> R<XT> {
         BinOp::Div => zip2(x, &a.shape, y, &b.shape, |p, q| {
             if q == 0 {
                 return Err("division by zero".into());
+            }
+            if (0..62).contains(&shift) && q > 0 {
+                if let Some(n) = p.checked_mul(1i64 << shift) {
+                    // round(n / q), ties to even, in i64: the quotient is
+                    // estimated in binary64 (fast) and corrected exactly.
+                    let (d, r) = if n.unsigned_abs() < 1 << 52 && q < 1 << 52 {
+                        let mut d = (n as f64 / q as f64) as i64;
+                        let mut r = n - d * q;
+                        while r < 0 {
+                            d -= 1;
+                            r += q;
+                        }
+                        while r >= q {
+                            d += 1;
+                            r -= q;
+                        }
+                        (d, r)
+                    } else {
+                        (n.div_euclid(q), n.rem_euclid(q))
+                    };
+                    let twice = 2 * r as i128;
+                    let up = twice > q as i128 || (twice == q as i128 && d & 1 == 1);
+                    return Ok(d + up as i64);
+                }
             }
             let (n, d) = if shift >= 0 {
                 ((p as i128) << shift.min(63), q as i128)
@@ -392,6 +516,13 @@ pub(crate) fn unary(op: &UnOp, a: &XT) -> R<XT> {
             }
             fit128((round_shift_i64(p, fx as u32) as i128) << fx)
         }),
+        UnOp::Ln { fx, fo } => {
+            let t = funcs::ln_table(fo)?;
+            Box::new(move |p| {
+                t.ln(p, fx)
+                    .ok_or_else(|| format!("Ln of a non-positive value ({p} * 2^-{fx})"))
+            })
+        }
         UnOp::RoundAway { fx } => Box::new(move |p| {
             if fx <= 0 {
                 return Ok(p);
@@ -505,130 +636,4 @@ pub(crate) fn cast(from: Ty, to: Ty, a: &XT) -> R<XT> {
         ),
         (Ty::Bool, Ty::Bool) => a.clone(),
     })
-}
-
-/// `(outer, len, inner)` of a contiguous block of axes.
-fn lanes(shape: &[usize], axes: &[usize]) -> R<(usize, usize, usize)> {
-    let (lo, hi) = (axes[0], axes[axes.len() - 1]);
-    if axes.windows(2).any(|w| w[1] != w[0] + 1) || hi >= shape.len() {
-        return Err(format!("axes {axes:?} are not contiguous"));
-    }
-    let outer = shape[..lo].iter().product();
-    let len = shape[lo..=hi].iter().product();
-    let inner = shape[hi + 1..].iter().product();
-    Ok((outer, len, inner))
-}
-
-pub(crate) fn reduce(axes: &[usize], red: Red, a: &XT) -> R<XT> {
-    let mut axes = axes.to_vec();
-    axes.sort_unstable();
-    let mut oshape = a.shape.clone();
-    for &ax in &axes {
-        oshape[ax] = 1;
-    }
-    if let Red::ArgMax { .. } | Red::ArgMin { .. } = red {
-        if axes.len() != 1 {
-            return Err("ArgMax/ArgMin over several axes".into());
-        }
-    }
-    let x = a.as_i64()?;
-    let n_out: usize = oshape.iter().product();
-    let count: usize = axes.iter().map(|&ax| a.shape[ax]).product();
-    // Group the input by output element, in input order.
-    let mut groups: Vec<Vec<i64>> = vec![Vec::with_capacity(count); n_out];
-    let st = [bstrides(&oshape, &a.shape)];
-    let mut i = 0;
-    for_each_offset(&a.shape, &st, |o| {
-        groups[o[0]].push(x[i]);
-        i += 1;
-        Ok(())
-    })?;
-    if let Red::ArgMax { last } | Red::ArgMin { last } = red {
-        let max = matches!(red, Red::ArgMax { .. });
-        let v = groups
-            .iter()
-            .map(|g| {
-                let mut best = 0usize;
-                for (j, p) in g.iter().enumerate() {
-                    let better = if max { *p > g[best] } else { *p < g[best] };
-                    if better || (last && *p == g[best]) {
-                        best = j;
-                    }
-                }
-                best as i64
-            })
-            .collect();
-        return Ok(XT::i64(oshape, v));
-    }
-    if count == 0 {
-        return Err("reduction over an empty axis".into());
-    }
-    let v = groups
-        .iter()
-        .map(|g| -> R<i64> {
-            match red {
-                Red::Sum => fit128(g.iter().map(|p| *p as i128).sum()),
-                Red::Max => Ok(*g.iter().max().unwrap_or(&0)),
-                Red::Min => Ok(*g.iter().min().unwrap_or(&0)),
-                Red::Prod { shift } => {
-                    let mut acc = g[0];
-                    for p in &g[1..] {
-                        acc = fit128(
-                            round_shift(acc as i128 * *p as i128, shift)
-                                .ok_or_else(|| overflow("product"))?,
-                        )?;
-                    }
-                    Ok(acc)
-                }
-                Red::MeanOfSquares { shift } => {
-                    let mut s: i128 = 0;
-                    for p in g {
-                        s = s
-                            .checked_add((*p as i128) * (*p as i128))
-                            .ok_or_else(|| overflow("sum of squares"))?;
-                    }
-                    let d = (count as i128) << shift.max(0);
-                    let s = if shift < 0 {
-                        s.checked_mul(1 << (-shift))
-                            .ok_or_else(|| overflow("sum of squares"))?
-                    } else {
-                        s
-                    };
-                    fit128(div_round(s, d).ok_or_else(|| overflow("mean of squares"))?)
-                }
-                Red::ArgMax { .. } | Red::ArgMin { .. } => unreachable!("handled above"),
-            }
-        })
-        .collect::<R<Vec<_>>>()?;
-    Ok(XT::i64(oshape, v))
-}
-
-/// Softmax over `axis` (spec §4.7).
-pub(crate) fn softmax(axis: usize, fx: i32, fo: i32, a: &XT) -> R<XT> {
-    let t = funcs::table(Func::ExpNeg, SOFTMAX_EXP_BITS)?;
-    let x = a.as_i64()?;
-    let (outer, len, inner) = lanes(&a.shape, &[axis])?;
-    let mut out = vec![0i64; x.len()];
-    let mut e = vec![0i64; len];
-    for o in 0..outer {
-        for i in 0..inner {
-            let base = o * len * inner + i;
-            let at = |k: usize| base + k * inner;
-            let m = (0..len).map(|k| x[at(k)]).max().unwrap_or(0) as i128;
-            let mut s: i64 = 0;
-            for (k, ek) in e.iter_mut().enumerate() {
-                let d = (x[at(k)] as i128 - m).max(i64::MIN as i128 / 2) as i64;
-                *ek = t
-                    .lookup(d, fx)
-                    .ok_or_else(|| overflow("softmax exponential"))?;
-                s += *ek;
-            }
-            for (k, ek) in e.iter().enumerate() {
-                let z =
-                    div_round((*ek as i128) << fo, s as i128).ok_or_else(|| overflow("softmax"))?;
-                out[at(k)] = fit128(z)?;
-            }
-        }
-    }
-    Ok(XT::i64(a.shape.clone(), out))
 }

@@ -373,7 +373,12 @@ fn quantize_input(name: &str, t: &VTensor, f: i32) -> Result<XT, EngineError> {
 }
 
 /// Runs a plan.
-fn execute(plan: &Plan, inputs: Vec<XT>, opt: RunOptions) -> Result<Vec<XT>, EngineError> {
+pub(crate) fn execute(
+    plan: &Plan,
+    inputs: Vec<XT>,
+    opt: RunOptions,
+) -> Result<Vec<XT>, EngineError> {
+    super::linalg::clear_simd_state();
     let mut vals: Vec<Option<XT>> = vec![None; plan.slots.len()];
     let mut konst: Vec<Option<&XT>> = vec![None; plan.slots.len()];
     for (s, x) in &plan.consts {
@@ -395,12 +400,7 @@ fn execute(plan: &Plan, inputs: Vec<XT>, opt: RunOptions) -> Result<Vec<XT>, Eng
                         step.name
                     ))
                 })?;
-            let t0 = std::time::Instant::now();
-            let r = run_step(plan, step, &ins, opt);
-            if std::env::var_os("VERITY_EXACT_PROFILE").is_some() {
-                eprintln!("PROFILE {:>10} {:?} {:?}", t0.elapsed().as_micros(), step.op, ins.iter().map(|x| x.shape.clone()).collect::<Vec<_>>());
-            }
-            r.map_err(|e| {
+            run_step(plan, step, &ins, opt).map_err(|e| {
                 EngineError::Execution(format!("exact: node `{}` ({}): {e}", step.name, step.op))
             })?
         };
@@ -461,16 +461,28 @@ fn run_step(plan: &Plan, step: &Step, x: &[&XT], opt: RunOptions) -> ops::R<Vec<
         }
         Kind::Conv(p) => one(p.run(x[0], opt)),
         Kind::Pool(p) => one(p.run(x[0])),
-        Kind::Reduce { axes, red } => one(ops::reduce(axes, *red, x[0])),
-        Kind::Softmax { axis, fo } => {
+        Kind::Deconv(p) => one(p.run(x[0])),
+        Kind::Resize(p) => one(p.run(x[0])),
+        Kind::Reduce { axes, red } => one(super::reduce::reduce(axes, *red, x[0])),
+        Kind::Softmax { axis, fo, log } => {
             let fx = match plan.slots[step.inputs[0]].ty {
                 Ty::Fixed(f) => f,
                 _ => return Err("internal: softmax of a non fixed-point value".into()),
             };
-            one(ops::softmax(*axis, fx, *fo, x[0]))
+            if *log {
+                one(super::reduce::log_softmax(*axis, fx, *fo, x[0]))
+            } else {
+                one(super::reduce::softmax(*axis, fx, *fo, x[0]))
+            }
         }
-        Kind::Tract(op) => tract_eval(plan, step, &**op, x),
+        Kind::Tract(op) => {
+            let r = tract_eval(plan, step, &**op, x);
+            super::linalg::clear_simd_state();
+            r
+        }
         Kind::Tree(p) => p.run(x[0]),
+        Kind::Scan(p) => p.run(x, opt),
+        Kind::Lstm { hidden, f } => super::scan::lstm_epilogue(*hidden, *f, x[0], x[1]),
     }
 }
 

@@ -7,7 +7,8 @@
 use super::arith::{div_round, quantize, round_shift};
 use super::funcs::{self, Func};
 use super::ir::XT;
-use super::ops::{overflow, softmax, R};
+use super::ops::{overflow, R};
+use super::reduce::softmax;
 use std::collections::HashMap;
 use tract_onnx::pb::{AttributeProto, NodeProto};
 
