@@ -199,7 +199,32 @@ fn exact_receipts_bind_the_compiled_model_and_other_modes_wait() {
     let req = exact(0, Mode::Exact);
     w.block(&l, std::slice::from_ref(&req));
     w.block(&l, &[]);
-    let out = w.block(&l, &[w.result(0, req.id(), 1.0)]);
+    // Exact-mode float outputs are the exact float64 of the fixed-point value.
+    let float32 = w.result(0, req.id(), 1.0);
+    let out = w.block(&l, std::slice::from_ref(&float32));
+    assert!(
+        out.receipts.is_empty(),
+        "float32 output must be refused in exact mode"
+    );
+    let mut output = Tensors::default();
+    output.0.insert(
+        "Y".into(),
+        Tensor::new("Y", vec![1], TensorData::F64(vec![1.0])).unwrap(),
+    );
+    let signature = w.exec.sign(&result_digest(&req.id(), &output.hash()));
+    let exact_result = w.tx(
+        &w.exec,
+        0,
+        TxBody::Result(InferenceResult {
+            request_id: req.id(),
+            output,
+            evidence: Evidence::ExecutorSignature {
+                executor: w.exec.address(),
+                signature,
+            },
+        }),
+    );
+    let out = w.block(&l, &[exact_result]);
     let r = l.receipt(&out.receipts[0]).unwrap().unwrap();
     assert_eq!(r.mode, Mode::Exact);
     assert_eq!(
