@@ -16,8 +16,8 @@ use verity_primitives::{
     merkle,
     receipt::exact_model_id,
     tx::result_digest,
-    Address, Amount, DType, Evidence, InferenceRequest, InferenceResult, Mode, ModelId,
-    ModelManifest, Receipt, SignedTx, TensorSpec, Tensors, TxBody, B256,
+    Address, Amount, Evidence, InferenceResult, Mode, ModelId, ModelManifest, Receipt, SignedTx,
+    Tensors, TxBody, B256,
 };
 
 /// What executing a block did.
@@ -352,138 +352,7 @@ pub(crate) fn encode_tensors(t: &Tensors) -> Vec<u8> {
     b
 }
 
-/// Checks that need no state: signature and chain.
-pub(crate) fn check_static(stx: &SignedTx, chain_id: u64) -> Result<(), TxError> {
-    if stx.tx.chain_id != chain_id {
-        return Err(TxError::WrongChain {
-            expected: chain_id,
-            got: stx.tx.chain_id,
-        });
-    }
-    stx.verify_signature()
-        .map_err(|e| TxError::BadSignature(e.to_string()))
-}
-
-pub(crate) fn check_publish(
-    params: &Params,
-    from: &Address,
-    m: &ModelManifest,
-    onnx: &[u8],
-) -> Result<(), TxError> {
-    if onnx.len() as u64 > params.max_model_bytes {
-        return Err(TxError::TooLarge(format!(
-            "model is {} bytes, the limit is {}",
-            onnx.len(),
-            params.max_model_bytes
-        )));
-    }
-    if ModelId::of_bytes(onnx) != m.model_id {
-        return Err(TxError::InvalidModel(
-            "model_id is not the CID of the ONNX bytes".into(),
-        ));
-    }
-    if m.size != onnx.len() as u64 {
-        return Err(TxError::InvalidModel(
-            "manifest size does not match the ONNX bytes".into(),
-        ));
-    }
-    if m.publisher != *from {
-        return Err(TxError::InvalidModel(
-            "manifest publisher is not the sender".into(),
-        ));
-    }
-    m.validate_fields().map_err(TxError::InvalidModel)
-}
-
-/// Checks an inference request against the model schema and limits.
-pub(crate) fn check_request(
-    params: &Params,
-    m: &ModelManifest,
-    req: &InferenceRequest,
-) -> Result<(), TxError> {
-    if !matches!(req.mode, Mode::Vanilla | Mode::Exact) {
-        return Err(TxError::UnsupportedMode(req.mode.name().into()));
-    }
-    if req.max_fee < m.price {
-        return Err(TxError::FeeTooLow {
-            max_fee: req.max_fee,
-            price: m.price,
-        });
-    }
-    check_tensors(&m.inputs, &req.input, params.max_input_elements, "input")
-        .map_err(TxError::InvalidInput)
-}
-
-/// Outputs must match the manifest; exact mode writes float outputs as the
-/// exact float64 value of their fixed-point result.
-fn check_outputs(
-    params: &Params,
-    m: &ModelManifest,
-    out: &Tensors,
-    mode: Mode,
-) -> Result<(), TxError> {
-    let specs: Vec<TensorSpec> = m
-        .outputs
-        .iter()
-        .map(|s| match (mode, s.dtype) {
-            (Mode::Exact, DType::Float32) => TensorSpec {
-                dtype: DType::Float64,
-                ..s.clone()
-            },
-            _ => s.clone(),
-        })
-        .collect();
-    check_tensors(&specs, out, params.max_output_elements, "output").map_err(TxError::InvalidResult)
-}
-
-/// Names, dtypes and shapes must match the declared specs exactly.
-pub fn check_tensors(
-    specs: &[verity_primitives::TensorSpec],
-    t: &Tensors,
-    max_elements: u64,
-    what: &str,
-) -> Result<(), String> {
-    let total = t.total_len() as u64;
-    if total > max_elements {
-        return Err(format!(
-            "{what} has {total} elements, the limit is {max_elements}"
-        ));
-    }
-    for name in t.0.keys() {
-        if !specs.iter().any(|s| &s.name == name) {
-            let expected: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
-            return Err(format!(
-                "unknown {what} tensor `{name}` (the model's {what}s are {expected:?})"
-            ));
-        }
-    }
-    for spec in specs {
-        let tensor = t.get(&spec.name).ok_or_else(|| {
-            format!(
-                "missing {what} tensor `{}` ({})",
-                spec.name,
-                spec.describe()
-            )
-        })?;
-        if tensor.dtype() != spec.dtype {
-            return Err(format!(
-                "{what} `{}` has dtype {}, expected {}",
-                spec.name,
-                tensor.dtype(),
-                spec.describe()
-            ));
-        }
-        if !spec.accepts_shape(&tensor.shape) {
-            return Err(format!(
-                "{what} `{}` has shape {:?}, expected {}",
-                spec.name,
-                tensor.shape,
-                spec.describe()
-            ));
-        }
-    }
-    Ok(())
-}
+pub(crate) use crate::checks::{check_outputs, check_publish, check_request, check_static};
 
 pub(crate) fn init_genesis(w: &WriteTransaction, g: &Genesis) -> Result<(), LedgerError> {
     let ex = Exec {

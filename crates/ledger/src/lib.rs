@@ -8,6 +8,7 @@
 //! block headers), or know about consensus, networking or model execution.
 
 mod apply;
+mod checks;
 mod error;
 mod genesis;
 mod query;
