@@ -28,6 +28,7 @@ pub mod merkle;
 pub mod mle;
 pub mod model;
 pub mod pcs;
+mod plan;
 pub mod protocol;
 pub mod sumcheck;
 pub mod transcript;
