@@ -21,7 +21,10 @@
 //! **not** zero-knowledge.
 
 pub mod claims;
+mod encode;
 pub mod error;
+pub mod exact;
+mod exec;
 pub mod field;
 pub mod logup;
 pub mod merkle;
@@ -30,10 +33,11 @@ pub mod model;
 pub mod pcs;
 mod plan;
 pub mod protocol;
+mod relations;
 pub mod sumcheck;
 pub mod transcript;
 
 pub use error::{DecodeError, ModelError, ProveError, VerifyError};
-pub use model::{Layer, LayerSpec, LookupTable, ModelCommitment, ProverModel, Rounding};
+pub use model::{Layer, LayerSpec, LookupTable, ModelCommitment, ProverModel, Rounding, Window};
 pub use pcs::PcsParams;
 pub use protocol::{prove, verify, Proof, PROOF_VERSION};

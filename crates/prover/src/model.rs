@@ -19,7 +19,7 @@
 //! bounds) and the Merkle root of the weights' polynomial commitment, computed once at
 //! registration ([`ProverModel::new`]). The verifier never needs the weights.
 
-use crate::error::{DecodeError, ModelError, ProveError};
+use crate::error::ModelError;
 use crate::field::{f_from_i64, F};
 use crate::merkle::Hash;
 use crate::pcs::{self, PcsParams, PcsProverData};
@@ -76,6 +76,110 @@ pub struct LookupTable {
     pub values: Vec<i64>,
 }
 
+/// A sliding window over a channels-first input vector (the geometry of a convolution or
+/// a pooling): output position `(oy, ox)`, tap `(i, j)` reads input row
+/// `oy·sh + i·dh - ph` and column `ox·sw + j·dw - pw` (outside the input: padding).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    /// Input channels, height and width.
+    pub c: usize,
+    pub ih: usize,
+    pub iw: usize,
+    /// Distance between two channels in the input vector (`≥ ih·iw`).
+    pub in_stride: usize,
+    /// Output height and width.
+    pub oh: usize,
+    pub ow: usize,
+    /// Kernel, strides, dilations and leading pads.
+    pub kh: usize,
+    pub kw: usize,
+    pub sh: usize,
+    pub sw: usize,
+    pub dh: usize,
+    pub dw: usize,
+    pub ph: usize,
+    pub pw: usize,
+}
+
+impl Window {
+    /// The input offset inside a channel read by output `(oy, ox)`, tap `(i, j)`; `None` in
+    /// the padding.
+    pub fn src(&self, oy: usize, ox: usize, i: usize, j: usize) -> Option<usize> {
+        let y = (oy * self.sh + i * self.dh).checked_sub(self.ph)?;
+        let x = (ox * self.sw + j * self.dw).checked_sub(self.pw)?;
+        (y < self.ih && x < self.iw).then_some(y * self.iw + x)
+    }
+
+    /// Output positions per channel.
+    pub fn out_plane(&self) -> usize {
+        self.oh * self.ow
+    }
+
+    /// Taps per window.
+    pub fn taps(&self) -> usize {
+        self.kh * self.kw
+    }
+
+    pub(crate) fn fields(&self) -> [usize; 14] {
+        [
+            self.c,
+            self.ih,
+            self.iw,
+            self.in_stride,
+            self.oh,
+            self.ow,
+            self.kh,
+            self.kw,
+            self.sh,
+            self.sw,
+            self.dh,
+            self.dw,
+            self.ph,
+            self.pw,
+        ]
+    }
+
+    pub(crate) fn from_fields(f: [usize; 14]) -> Self {
+        let [c, ih, iw, in_stride, oh, ow, kh, kw, sh, sw, dh, dw, ph, pw] = f;
+        Self {
+            c,
+            ih,
+            iw,
+            in_stride,
+            oh,
+            ow,
+            kh,
+            kw,
+            sh,
+            sw,
+            dh,
+            dw,
+            ph,
+            pw,
+        }
+    }
+
+    /// Sizes are positive, bounded, and the channels fit their stride.
+    pub(crate) fn check(&self) -> Result<(), String> {
+        let f = self.fields();
+        if f[..10].contains(&0) {
+            return Err("a window dimension is zero".into());
+        }
+        if f.iter().any(|x| *x > 1 << MAX_VECTOR_LOG) {
+            return Err("a window dimension is too large".into());
+        }
+        if self.in_stride < self.ih * self.iw {
+            return Err("channel stride below the channel size".into());
+        }
+        let big = |a: usize, b: usize| a.checked_mul(b).is_none_or(|n| n > 1 << MAX_VECTOR_LOG);
+        if big(self.c, self.in_stride) || big(self.c, self.out_plane()) || big(self.c, self.taps())
+        {
+            return Err("window too large".into());
+        }
+        Ok(())
+    }
+}
+
 /// One layer with its weights (prover side).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Layer {
@@ -83,6 +187,15 @@ pub enum Layer {
     MatMul {
         rows: usize,
         cols: usize,
+        weights: Vec<i64>,
+        bias: Vec<i64>,
+    },
+    /// A convolution `z[o, p] = b[o] + Σ_k W[o, k]·a[src(k, p)]` (`k = (c, i, j)`,
+    /// `W` row-major `cout × c·kh·kw`); its output has one row of `2^⌈log2(oh·ow)⌉`
+    /// entries per output channel (the entries past `oh·ow` are 0).
+    Conv {
+        win: Window,
+        cout: usize,
         weights: Vec<i64>,
         bias: Vec<i64>,
     },
@@ -96,6 +209,12 @@ pub enum Layer {
     Relu { in_bits: u32 },
     /// A table function.
     Lookup(LookupTable),
+    /// `a + values` (entrywise; `values` is zero-padded), output checked to be a signed
+    /// `out_bits`-bit integer.
+    AddConst { values: Vec<i64>, out_bits: u32 },
+    /// Max pooling over the window's valid taps; output dense `c × oh·ow`; input checked
+    /// to be a signed `in_bits`-bit integer.
+    MaxPool { win: Window, in_bits: u32 },
 }
 
 /// One layer without its weights (public).
@@ -105,6 +224,12 @@ pub enum LayerSpec {
     MatMul {
         rows: usize,
         cols: usize,
+        out_bound: u64,
+    },
+    /// See [`Layer::Conv`]; `out_bound` bounds `|z|`.
+    Conv {
+        win: Window,
+        cout: usize,
         out_bound: u64,
     },
     /// See [`Layer::Rescale`].
@@ -117,6 +242,10 @@ pub enum LayerSpec {
     Relu { in_bits: u32 },
     /// See [`Layer::Lookup`].
     Lookup(LookupTable),
+    /// See [`Layer::AddConst`] (the values are public).
+    AddConst { values: Vec<i64>, out_bits: u32 },
+    /// See [`Layer::MaxPool`].
+    MaxPool { win: Window, in_bits: u32 },
 }
 
 /// The public commitment to a model: everything a verifier needs.
@@ -134,8 +263,8 @@ pub struct ModelCommitment {
     pub weights_root: Hash,
 }
 
-const COMMITMENT_MAGIC: &[u8; 4] = b"VPMC";
-const COMMITMENT_VERSION: u8 = 1;
+pub(crate) const COMMITMENT_MAGIC: &[u8; 4] = b"VPMC";
+pub(crate) const COMMITMENT_VERSION: u8 = 2;
 
 pub(crate) fn signed_range(bits: u32) -> (i64, i64) {
     let h = 1i64 << (bits - 1);
@@ -147,166 +276,34 @@ pub(crate) fn relu_pad_ok(v: i64, bits: u32) -> bool {
     (lo..hi).contains(&v)
 }
 
-impl ModelCommitment {
-    /// The canonical encoding.
-    pub fn to_bytes(&self) -> Vec<u8> {
-        let mut w = Vec::new();
-        w.extend_from_slice(COMMITMENT_MAGIC);
-        w.push(COMMITMENT_VERSION);
-        w.push(self.params.log_inv_rate);
-        w.extend_from_slice(&self.params.num_queries.to_le_bytes());
-        w.extend_from_slice(&(self.input_len as u64).to_le_bytes());
-        w.extend_from_slice(&self.input_bits.to_le_bytes());
-        w.extend_from_slice(&(self.layers.len() as u32).to_le_bytes());
-        for l in &self.layers {
-            match l {
-                LayerSpec::MatMul {
-                    rows,
-                    cols,
-                    out_bound,
-                } => {
-                    w.push(0);
-                    w.extend_from_slice(&(*rows as u64).to_le_bytes());
-                    w.extend_from_slice(&(*cols as u64).to_le_bytes());
-                    w.extend_from_slice(&out_bound.to_le_bytes());
-                }
-                LayerSpec::Rescale {
-                    shift,
-                    rounding,
-                    out_bits,
-                } => {
-                    w.push(1);
-                    w.extend_from_slice(&shift.to_le_bytes());
-                    w.push(match rounding {
-                        Rounding::Floor => 0,
-                        Rounding::HalfUp => 1,
-                        Rounding::HalfEven => 2,
-                    });
-                    w.extend_from_slice(&out_bits.to_le_bytes());
-                }
-                LayerSpec::Relu { in_bits } => {
-                    w.push(2);
-                    w.extend_from_slice(&in_bits.to_le_bytes());
-                }
-                LayerSpec::Lookup(t) => {
-                    w.push(3);
-                    w.extend_from_slice(&t.in_min.to_le_bytes());
-                    w.extend_from_slice(&(t.values.len() as u64).to_le_bytes());
-                    for v in &t.values {
-                        w.extend_from_slice(&v.to_le_bytes());
-                    }
-                }
-            }
-        }
-        w.extend_from_slice(&self.weights_root);
-        w
+/// `max_r Σ_c |W_rc|·bound + |b_r|`, checked against [`MAX_ABS`].
+fn acc_bound(
+    l: usize,
+    rows: usize,
+    cols: usize,
+    weights: &[i64],
+    bias: &[i64],
+    bound: u64,
+) -> Result<u64, ModelError> {
+    if rows.checked_mul(cols) != Some(weights.len()) || bias.len() != rows {
+        return Err(lerr(l, "weights or bias have the wrong length"));
     }
-
-    /// Decode (strictly: unknown tags, short input and trailing bytes are errors). The
-    /// architecture is validated by [`crate::verify`].
-    pub fn from_bytes(b: &[u8]) -> Result<Self, DecodeError> {
-        let mut r = Reader { b, pos: 0 };
-        if r.take(4)? != COMMITMENT_MAGIC {
-            return Err(DecodeError("bad magic"));
-        }
-        if r.u8()? != COMMITMENT_VERSION {
-            return Err(DecodeError("unknown version"));
-        }
-        let params = PcsParams {
-            log_inv_rate: r.u8()?,
-            num_queries: r.u16()?,
-        };
-        let input_len = r.usize()?;
-        let input_bits = r.u32()?;
-        let n = r.u32()? as usize;
-        let mut layers = Vec::new();
-        for _ in 0..n {
-            let l = match r.u8()? {
-                0 => LayerSpec::MatMul {
-                    rows: r.usize()?,
-                    cols: r.usize()?,
-                    out_bound: r.u64()?,
-                },
-                1 => LayerSpec::Rescale {
-                    shift: r.u32()?,
-                    rounding: match r.u8()? {
-                        0 => Rounding::Floor,
-                        1 => Rounding::HalfUp,
-                        2 => Rounding::HalfEven,
-                        _ => return Err(DecodeError("bad rounding")),
-                    },
-                    out_bits: r.u32()?,
-                },
-                2 => LayerSpec::Relu { in_bits: r.u32()? },
-                3 => {
-                    let in_min = r.u64()? as i64;
-                    let len = r.usize()?;
-                    if len > 1 << MAX_TABLE_BITS {
-                        return Err(DecodeError("table too long"));
-                    }
-                    let mut values = Vec::with_capacity(len);
-                    for _ in 0..len {
-                        values.push(r.u64()? as i64);
-                    }
-                    LayerSpec::Lookup(LookupTable { in_min, values })
-                }
-                _ => return Err(DecodeError("bad layer tag")),
-            };
-            layers.push(l);
-        }
-        let mut weights_root = [0u8; 32];
-        weights_root.copy_from_slice(r.take(32)?);
-        if r.pos != b.len() {
-            return Err(DecodeError("trailing bytes"));
-        }
-        Ok(Self {
-            input_len,
-            input_bits,
-            layers,
-            params,
-            weights_root,
-        })
+    let mut out: u128 = 0;
+    for (r, b) in bias.iter().enumerate() {
+        let s: u128 = weights[r * cols..(r + 1) * cols]
+            .iter()
+            .map(|w| u128::from(w.unsigned_abs()) * u128::from(bound))
+            .sum::<u128>()
+            + u128::from(b.unsigned_abs());
+        out = out.max(s);
     }
-
-    /// A 32-byte id of the commitment (BLAKE3 of its encoding).
-    pub fn digest(&self) -> Hash {
-        *blake3::hash(&self.to_bytes()).as_bytes()
+    if out > u128::from(MAX_ABS) {
+        return Err(lerr(
+            l,
+            "the accumulator can exceed 2^62 for admissible inputs",
+        ));
     }
-}
-
-struct Reader<'a> {
-    b: &'a [u8],
-    pos: usize,
-}
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
-        let end = self.pos.checked_add(n).ok_or(DecodeError("overflow"))?;
-        let s = self.b.get(self.pos..end).ok_or(DecodeError("truncated"))?;
-        self.pos = end;
-        Ok(s)
-    }
-    fn u8(&mut self) -> Result<u8, DecodeError> {
-        Ok(self.take(1)?[0])
-    }
-    fn u16(&mut self) -> Result<u16, DecodeError> {
-        let mut a = [0u8; 2];
-        a.copy_from_slice(self.take(2)?);
-        Ok(u16::from_le_bytes(a))
-    }
-    fn u32(&mut self) -> Result<u32, DecodeError> {
-        let mut a = [0u8; 4];
-        a.copy_from_slice(self.take(4)?);
-        Ok(u32::from_le_bytes(a))
-    }
-    fn u64(&mut self) -> Result<u64, DecodeError> {
-        let mut a = [0u8; 8];
-        a.copy_from_slice(self.take(8)?);
-        Ok(u64::from_le_bytes(a))
-    }
-    fn usize(&mut self) -> Result<usize, DecodeError> {
-        usize::try_from(self.u64()?).map_err(|_| DecodeError("length too large"))
-    }
+    Ok(out as u64)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -339,7 +336,7 @@ impl ProverModel {
         if !(1..=32).contains(&input_bits) {
             return Err(ModelError::InputBits(input_bits));
         }
-        // bounds first (a MatMul's out_bound depends on its weights and the input bound)
+        // bounds first (an accumulator's bound depends on its weights and the input bound)
         let mut bound: u64 = 1u64 << (input_bits - 1);
         let mut specs = Vec::with_capacity(layers.len());
         for (l, layer) in layers.iter().enumerate() {
@@ -349,32 +346,28 @@ impl ProverModel {
                     cols,
                     weights,
                     bias,
-                } => {
-                    if rows.checked_mul(*cols) != Some(weights.len()) || bias.len() != *rows {
-                        return Err(lerr(l, "weights or bias have the wrong length"));
-                    }
-                    let mut out_bound: u128 = 0;
-                    for r in 0..*rows {
-                        let row = &weights[r * cols..(r + 1) * cols];
-                        let s: u128 = row
-                            .iter()
-                            .map(|w| u128::from(w.unsigned_abs()) * u128::from(bound))
-                            .sum::<u128>()
-                            + u128::from(bias[r].unsigned_abs());
-                        out_bound = out_bound.max(s);
-                    }
-                    if out_bound > u128::from(MAX_ABS) {
-                        return Err(lerr(
-                            l,
-                            "the accumulator can exceed 2^62 for admissible inputs",
-                        ));
-                    }
-                    LayerSpec::MatMul {
-                        rows: *rows,
-                        cols: *cols,
-                        out_bound: out_bound as u64,
-                    }
-                }
+                } => LayerSpec::MatMul {
+                    rows: *rows,
+                    cols: *cols,
+                    out_bound: acc_bound(l, *rows, *cols, weights, bias, bound)?,
+                },
+                Layer::Conv {
+                    win,
+                    cout,
+                    weights,
+                    bias,
+                } => LayerSpec::Conv {
+                    win: *win,
+                    cout: *cout,
+                    out_bound: acc_bound(
+                        l,
+                        *cout,
+                        win.c.saturating_mul(win.taps()),
+                        weights,
+                        bias,
+                        bound,
+                    )?,
+                },
                 Layer::Rescale {
                     shift,
                     rounding,
@@ -386,11 +379,25 @@ impl ProverModel {
                 },
                 Layer::Relu { in_bits } => LayerSpec::Relu { in_bits: *in_bits },
                 Layer::Lookup(t) => LayerSpec::Lookup(t.clone()),
+                Layer::AddConst { values, out_bits } => LayerSpec::AddConst {
+                    values: values.clone(),
+                    out_bits: *out_bits,
+                },
+                Layer::MaxPool { win, in_bits } => LayerSpec::MaxPool {
+                    win: *win,
+                    in_bits: *in_bits,
+                },
             };
             bound = match &spec {
-                LayerSpec::MatMul { out_bound, .. } => *out_bound,
-                LayerSpec::Rescale { out_bits, .. } => 1u64 << (out_bits.clamp(&1, &63) - 1),
-                LayerSpec::Relu { in_bits } => 1u64 << (in_bits.clamp(&1, &63) - 1),
+                LayerSpec::MatMul { out_bound, .. } | LayerSpec::Conv { out_bound, .. } => {
+                    *out_bound
+                }
+                LayerSpec::Rescale { out_bits, .. } | LayerSpec::AddConst { out_bits, .. } => {
+                    1u64 << (out_bits.clamp(&1, &63) - 1)
+                }
+                LayerSpec::Relu { in_bits } | LayerSpec::MaxPool { in_bits, .. } => {
+                    1u64 << (in_bits.clamp(&1, &63) - 1)
+                }
                 LayerSpec::Lookup(t) => {
                     t.values.iter().map(|v| v.unsigned_abs()).max().unwrap_or(0)
                 }
@@ -408,26 +415,31 @@ impl ProverModel {
         let weights = if plan.weights.count() > 0 {
             let mut vectors: Vec<Vec<F>> = vec![Vec::new(); plan.weights.count()];
             for (l, layer) in layers.iter().enumerate() {
-                if let (
+                let (rows, cols, weights, bias) = match layer {
                     Layer::MatMul {
                         rows,
                         cols,
                         weights,
                         bias,
-                    },
-                    Some(m),
-                ) = (layer, plan.mats[l])
-                {
-                    let stride = 1usize << m.log_cols;
-                    let mut w = vec![F::default(); rows * stride];
-                    for r in 0..*rows {
-                        for c in 0..*cols {
-                            w[r * stride + c] = f_from_i64(weights[r * cols + c]);
-                        }
+                    } => (*rows, *cols, weights, bias),
+                    Layer::Conv {
+                        win,
+                        cout,
+                        weights,
+                        bias,
+                    } => (*cout, win.c * win.taps(), weights, bias),
+                    _ => continue,
+                };
+                let Some(m) = plan.mats[l] else { continue };
+                let stride = 1usize << m.log_cols;
+                let mut w = vec![F::default(); rows * stride];
+                for r in 0..rows {
+                    for c in 0..cols {
+                        w[r * stride + c] = f_from_i64(weights[r * cols + c]);
                     }
-                    vectors[m.w_seg] = w;
-                    vectors[m.b_seg] = bias.iter().map(|b| f_from_i64(*b)).collect();
                 }
+                vectors[m.w_seg] = w;
+                vectors[m.b_seg] = bias.iter().map(|b| f_from_i64(*b)).collect();
             }
             let data = pcs::commit(plan.weights.pack(&vectors), params);
             commitment.weights_root = data.commitment().root;
@@ -451,127 +463,6 @@ impl ProverModel {
     /// The layers.
     pub fn layers(&self) -> &[Layer] {
         &self.layers
-    }
-
-    /// Run the exact integer semantics (no proof).
-    pub fn evaluate(&self, input: &[i64]) -> Result<Vec<i64>, ProveError> {
-        let vals = self.run(input)?;
-        let last = self.plan.num_layers();
-        Ok(vals[last][..self.plan.lens[last]].to_vec())
-    }
-
-    /// Run the exact semantics on padded vectors: `out[v]` has length `2^logs[v]`.
-    pub(crate) fn run(&self, input: &[i64]) -> Result<Vec<Vec<i64>>, ProveError> {
-        let p = &self.plan;
-        if input.len() != p.lens[0] {
-            return Err(ProveError::InputLength {
-                expected: p.lens[0],
-                got: input.len(),
-            });
-        }
-        let ib = self.commitment.input_bits;
-        let (lo, hi) = signed_range(ib);
-        if let Some((index, value)) = input
-            .iter()
-            .enumerate()
-            .find(|(_, v)| !(lo..hi).contains(*v))
-        {
-            return Err(ProveError::InputRange {
-                index,
-                value: *value,
-                bits_minus_one: ib - 1,
-            });
-        }
-        let mut cur = input.to_vec();
-        cur.resize(1 << p.logs[0], 0);
-        let mut out = vec![cur];
-        for (l, layer) in self.layers.iter().enumerate() {
-            let a = &out[l];
-            let size = 1usize << p.logs[l + 1];
-            let next: Vec<i64> = match layer {
-                Layer::MatMul {
-                    rows,
-                    cols,
-                    weights,
-                    bias,
-                } => {
-                    let mut z = vec![0i64; size];
-                    for r in 0..*rows {
-                        let row = &weights[r * cols..(r + 1) * cols];
-                        let acc: i128 = row
-                            .iter()
-                            .zip(a)
-                            .map(|(w, x)| i128::from(*w) * i128::from(*x))
-                            .sum::<i128>()
-                            + i128::from(bias[r]);
-                        if acc.unsigned_abs() > u128::from(p.bounds[l + 1]) {
-                            return Err(ProveError::Overflow { layer: l });
-                        }
-                        z[r] = acc as i64;
-                    }
-                    z
-                }
-                Layer::Rescale {
-                    shift,
-                    rounding,
-                    out_bits,
-                } => {
-                    let (lo, hi) = signed_range(*out_bits);
-                    let mut q = Vec::with_capacity(size);
-                    for (index, v) in a.iter().enumerate() {
-                        let x = rescale_value(*v, *shift, *rounding);
-                        if !(lo..hi).contains(&x) {
-                            return Err(ProveError::OutOfRange {
-                                layer: l,
-                                index,
-                                value: x,
-                                what: "rescale output",
-                            });
-                        }
-                        q.push(x);
-                    }
-                    q
-                }
-                Layer::Relu { in_bits } => {
-                    let (lo, hi) = signed_range(*in_bits);
-                    let mut o = Vec::with_capacity(size);
-                    for (index, v) in a.iter().enumerate() {
-                        if !(lo..hi).contains(v) {
-                            return Err(ProveError::OutOfRange {
-                                layer: l,
-                                index,
-                                value: *v,
-                                what: "relu input",
-                            });
-                        }
-                        o.push((*v).max(0));
-                    }
-                    o
-                }
-                Layer::Lookup(t) => {
-                    let mut o = Vec::with_capacity(size);
-                    for (index, v) in a.iter().enumerate() {
-                        let i = i128::from(*v) - i128::from(t.in_min);
-                        if i < 0 || i >= t.values.len() as i128 {
-                            return Err(ProveError::OutOfRange {
-                                layer: l,
-                                index,
-                                value: *v,
-                                what: "lookup input",
-                            });
-                        }
-                        o.push(t.values[i as usize]);
-                    }
-                    o
-                }
-            };
-            out.push(next);
-        }
-        for l in &p.aux {
-            let k: Vec<i64> = out[l + 1].iter().map(|q| q >> 1).collect();
-            out.push(k);
-        }
-        Ok(out)
     }
 
     /// Heap bytes held by the committed weights (encoded matrix and tree included).

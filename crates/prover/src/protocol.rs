@@ -16,10 +16,11 @@ use crate::claims::{self, Claim};
 use crate::error::{ProveError, VerifyError};
 use crate::field::{ef, ef_from_i64, f_from_i64, EF, F};
 use crate::logup;
-use crate::mle::{eq_bits_eval, eq_table, eval_f, eval_i64, identity_eval};
+use crate::mle::{eq_bits_eval, eval_f, eval_i64, identity_eval};
 use crate::model::{LayerSpec, ModelCommitment, Plan, ProverModel, TableKind};
 use crate::pcs::{self, PcsCommitment};
-use crate::sumcheck;
+use crate::plan::eval_affine_ints;
+use crate::relations::{self, ProverCtx, VerifierCtx};
 use crate::transcript::{Challenger, ProverTranscript, VerifierTranscript};
 use p3_field::{Field, PrimeCharacteristicRing};
 
@@ -73,14 +74,6 @@ fn absorb_statement<C: Challenger>(
     let enc = |v: &[i64]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
     tr.absorb_public(b"input", &enc(input));
     tr.absorb_public(b"output", &enc(output));
-}
-
-fn eval_affine_ints(a: &crate::model::Affine, vals: &[Vec<i64>], i: usize) -> i64 {
-    let mut acc = i128::from(a.constant);
-    for (v, c) in &a.terms {
-        acc += i128::from(*c) * i128::from(vals[*v][i]);
-    }
-    acc as i64
 }
 
 /// Table rows `(a_j, o_j)` of a table (prover side).
@@ -148,10 +141,6 @@ fn table_eval(comm: &ModelCommitment, kind: &TableKind, beta: EF, tag: EF, rho: 
 
 fn to_f(v: &[i64]) -> Vec<F> {
     v.iter().map(|x| f_from_i64(*x)).collect()
-}
-
-fn to_ef(v: &[i64]) -> Vec<EF> {
-    v.iter().map(|x| ef_from_i64(*x)).collect()
 }
 
 /// Run the model on `input` and prove the result.
@@ -225,61 +214,21 @@ fn prove_with(
     if let Some(w) = &witness {
         tr.send_hash(&w.commitment().root);
     }
-    let mut wclaims: Vec<Claim> = Vec::new();
-    let mut mclaims: Vec<Claim> = Vec::new();
-
-    // matrix products
     let weights = model.weights.as_ref();
-    for (l, info) in plan.mats.iter().enumerate() {
-        let (Some(m), Some(wdata)) = (info, weights) else {
-            continue;
-        };
-        let r = tr.challenge_ef_vec(m.log_rows);
-        let z = eval_i64(&vals[l + 1], 0, &r);
-        if let Some(seg) = plan.wit_vec[l + 1] {
-            tr.send_ef(z);
-            wclaims.push(Claim {
-                vector: seg,
-                point: r.clone(),
-                value: z,
-            });
-        }
-        let wv = wdata.values();
-        let b_off = plan.weights.offsets[m.b_seg];
-        let b_val = eval_f(&wv[b_off..b_off + (1 << m.log_rows)], &r);
-        tr.send_ef(b_val);
-        mclaims.push(Claim {
-            vector: m.b_seg,
-            point: r.clone(),
-            value: b_val,
-        });
-        // W̃(r, ·)
-        let eq_r = eq_table(&r);
-        let stride = 1usize << m.log_cols;
-        let w_off = plan.weights.offsets[m.w_seg];
-        let mut w_r = vec![EF::ZERO; stride];
-        for (row, e) in eq_r.iter().enumerate() {
-            let base = w_off + row * stride;
-            for (acc, w) in w_r.iter_mut().zip(&wv[base..base + stride]) {
-                *acc += *e * *w;
-            }
-        }
-        let (s, [w_s, a_s]) = sumcheck::prove_product2(&mut tr, w_r, to_ef(&vals[l]));
-        tr.send_ef(w_s);
-        mclaims.push(Claim {
-            vector: m.w_seg,
-            point: [r.as_slice(), s.as_slice()].concat(),
-            value: w_s,
-        });
-        if let Some(seg) = plan.wit_vec[l] {
-            tr.send_ef(a_s);
-            wclaims.push(Claim {
-                vector: seg,
-                point: s,
-                value: a_s,
-            });
-        }
-    }
+    let mut ctx = ProverCtx {
+        tr,
+        plan,
+        vals: &vals,
+        wclaims: Vec::new(),
+        mclaims: Vec::new(),
+    };
+    relations::prove_all(&mut ctx, weights);
+    let ProverCtx {
+        mut tr,
+        mut wclaims,
+        mclaims,
+        ..
+    } = ctx;
 
     // lookups
     if !plan.queries.is_empty() {
@@ -370,10 +319,15 @@ fn check_public(
         return Err(st("output length does not match the model"));
     }
     let ok = match &comm.layers[nl - 1] {
-        LayerSpec::MatMul { out_bound, .. } => {
+        LayerSpec::MatMul { out_bound, .. } | LayerSpec::Conv { out_bound, .. } => {
             output.iter().all(|y| y.unsigned_abs() <= *out_bound)
         }
-        LayerSpec::Rescale { out_bits, .. } | LayerSpec::Relu { in_bits: out_bits } => {
+        LayerSpec::Rescale { out_bits, .. }
+        | LayerSpec::Relu { in_bits: out_bits }
+        | LayerSpec::AddConst { out_bits, .. }
+        | LayerSpec::MaxPool {
+            in_bits: out_bits, ..
+        } => {
             let h = 1i64 << (out_bits - 1);
             output.iter().all(|y| (-h..h).contains(y))
         }
@@ -423,53 +377,21 @@ pub fn verify(
     } else {
         None
     };
-    let mut wclaims: Vec<Claim> = Vec::new();
-    let mut mclaims: Vec<Claim> = Vec::new();
-
-    for (l, info) in plan.mats.iter().enumerate() {
-        let Some(m) = info else { continue };
-        let r = tr.challenge_ef_vec(m.log_rows);
-        let z = match plan.wit_vec[l + 1] {
-            Some(seg) => {
-                let z = tr.recv_ef()?;
-                wclaims.push(Claim {
-                    vector: seg,
-                    point: r.clone(),
-                    value: z,
-                });
-                z
-            }
-            None => public_eval(l + 1, &r),
-        };
-        let b_val = tr.recv_ef()?;
-        mclaims.push(Claim {
-            vector: m.b_seg,
-            point: r.clone(),
-            value: b_val,
-        });
-        let (s, fin) = sumcheck::verify(&mut tr, z - b_val, m.log_cols, 2)?;
-        let w_s = tr.recv_ef()?;
-        mclaims.push(Claim {
-            vector: m.w_seg,
-            point: [r.as_slice(), s.as_slice()].concat(),
-            value: w_s,
-        });
-        let a_s = match plan.wit_vec[l] {
-            Some(seg) => {
-                let a = tr.recv_ef()?;
-                wclaims.push(Claim {
-                    vector: seg,
-                    point: s.clone(),
-                    value: a,
-                });
-                a
-            }
-            None => public_eval(l, &s),
-        };
-        if fin != w_s * a_s {
-            return Err(VerifyError::Sumcheck("matrix product does not reduce"));
-        }
-    }
+    let mut ctx = VerifierCtx {
+        tr,
+        plan: &plan,
+        input,
+        output,
+        wclaims: Vec::new(),
+        mclaims: Vec::new(),
+    };
+    relations::verify_all(&mut ctx, &comm.layers)?;
+    let VerifierCtx {
+        mut tr,
+        mut wclaims,
+        mclaims,
+        ..
+    } = ctx;
 
     if !plan.queries.is_empty() {
         let ab = tr.challenge_ef_vec(2);

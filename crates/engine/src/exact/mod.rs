@@ -20,6 +20,7 @@
 mod arith;
 mod compile;
 mod conv;
+mod export;
 mod funcs;
 mod ir;
 mod linalg;
@@ -33,6 +34,9 @@ mod run;
 mod scan;
 mod tree;
 
+pub use export::{
+    ExactConv, ExactGraph, ExactMatVec, ExactMaxPool, ExactOp, ExactStep, ExactValue,
+};
 pub use linalg::RunOptions;
 pub use run::{ExactEngine, ExactModel, ExactOutput};
 

@@ -143,6 +143,27 @@ impl ExactModel {
         default_shapes(&self.info)
     }
 
+    /// The plan for the default input shapes.
+    pub(crate) fn default_plan(&self) -> Result<Arc<Plan>, EngineError> {
+        self.plan(&self.default_shapes())
+    }
+
+    /// The integer inputs exact mode runs on (after quantization), in the
+    /// model's input order.
+    pub fn quantize_inputs(&self, input: &Tensors) -> Result<Vec<Vec<i64>>, EngineError> {
+        validate_input(&self.info.inputs, input)?;
+        let f = self.params.frac_bits as i32;
+        let mut xs = vec![];
+        for spec in &self.info.inputs {
+            let x = quantize_input(&spec.name, &input.0[&spec.name], f)?;
+            xs.push(match x.data {
+                Data::I64(v) => v,
+                Data::Bool(v) => v.into_iter().map(i64::from).collect(),
+            });
+        }
+        Ok(xs)
+    }
+
     /// The plan for these input shapes (cached).
     fn plan(&self, shapes: &[Vec<usize>]) -> Result<Arc<Plan>, EngineError> {
         if let Some(p) = lock(&self.plans).get(&shapes.to_vec()) {

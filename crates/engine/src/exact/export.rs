@@ -1,0 +1,269 @@
+//! A public, read-only view of a compiled exact plan, for the prover
+//! (`verity-prover` lowers it to its own circuit IR).
+//!
+//! Operators the view describes structurally are the ones a proof can
+//! cover today; every other step is [`ExactOp::Other`] with its ONNX
+//! operator name, so that callers can refuse it by name.
+
+// Geometry fields are named as the ONNX attributes they hold.
+#![allow(missing_docs)]
+
+use super::ir::{BinOp, Kind, Plan, Ty};
+use super::run::ExactModel;
+use crate::EngineError;
+use std::sync::Arc;
+
+/// One value of the graph (a plan slot).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExactValue {
+    pub shape: Vec<usize>,
+    /// Fractional bits of a fixed-point value; `None` for integers/booleans.
+    pub frac: Option<i32>,
+}
+
+/// A matrix product `out[n] = round_shift(Σ_k x[k]·w[k·n_len + n], shift)`
+/// of a dynamic row vector `x` (all leading dimensions 1) and a constant
+/// `k × n` matrix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExactMatVec {
+    pub k: usize,
+    pub n: usize,
+    /// Row-major `k × n`.
+    pub w: Vec<i32>,
+    pub shift: i32,
+}
+
+/// A 2-D convolution, channels first, batch 1, one group:
+/// `out[o, y, x] = round_shift(bias[o] + Σ w[o, c, i, j]·in[c, y·sh + i·dh - ph, x·sw + j·dw - pw], shift)`
+/// (taps in the padding read 0).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExactConv {
+    pub cin: usize,
+    pub ih: usize,
+    pub iw: usize,
+    pub cout: usize,
+    pub oh: usize,
+    pub ow: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub sh: usize,
+    pub sw: usize,
+    pub dh: usize,
+    pub dw: usize,
+    pub ph: usize,
+    pub pw: usize,
+    /// `[cout, cin·kh·kw]`.
+    pub w: Vec<i32>,
+    /// At the accumulator's scale.
+    pub bias: Vec<i64>,
+    pub shift: i32,
+}
+
+/// A 2-D max pooling, channels first, batch 1 (taps in the padding skipped).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExactMaxPool {
+    pub c: usize,
+    pub ih: usize,
+    pub iw: usize,
+    pub oh: usize,
+    pub ow: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub sh: usize,
+    pub sw: usize,
+    pub dh: usize,
+    pub dw: usize,
+    pub ph: usize,
+    pub pw: usize,
+}
+
+/// What a step computes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExactOp {
+    /// `round_shift(x, shift)`.
+    Rescale {
+        shift: i32,
+    },
+    /// `a + b` / `a - b` (same shapes or a constant operand broadcast).
+    Add,
+    Sub,
+    /// `max(a, b)` / `min(a, b)`.
+    Max,
+    Min,
+    MatVec(ExactMatVec),
+    Conv(ExactConv),
+    MaxPool(ExactMaxPool),
+    /// The same elements in the same order under another shape
+    /// (Reshape, Flatten, Squeeze, Unsqueeze, Identity).
+    Reshape,
+    /// Anything else, by ONNX operator name.
+    Other(String),
+}
+
+/// One step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExactStep {
+    /// The ONNX node name.
+    pub name: String,
+    /// The operator (for messages).
+    pub op_name: String,
+    pub op: ExactOp,
+    pub inputs: Vec<usize>,
+    pub outputs: Vec<usize>,
+}
+
+/// The compiled plan for the model's default input shapes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExactGraph {
+    pub values: Vec<ExactValue>,
+    /// Constant values (integers as stored).
+    pub consts: Vec<(usize, Vec<i64>)>,
+    pub inputs: Vec<(String, usize)>,
+    pub outputs: Vec<(String, usize)>,
+    pub steps: Vec<ExactStep>,
+}
+
+fn is_reshape(name: &str) -> bool {
+    matches!(
+        name,
+        "Reshape" | "Flatten" | "Squeeze" | "Unsqueeze" | "Identity" | "AxisOp" | "RmAxis"
+    )
+}
+
+fn step_op(plan: &Plan, step: &super::ir::Step) -> ExactOp {
+    let other = || ExactOp::Other(step.op.clone());
+    match &step.kind {
+        Kind::Rescale { shift } => ExactOp::Rescale { shift: *shift },
+        Kind::Bin { op, .. } => match op {
+            BinOp::Add => ExactOp::Add,
+            BinOp::Sub => ExactOp::Sub,
+            BinOp::Max => ExactOp::Max,
+            BinOp::Min => ExactOp::Min,
+            _ => other(),
+        },
+        Kind::MatMul(p) => {
+            let row_vec = p.a_const.is_none()
+                && p.batch == 1
+                && p.m == 1
+                && p.a_perm.iter().enumerate().all(|(i, x)| i == *x);
+            match (&p.b_const, row_vec) {
+                (Some(b), true) if p.c_perm.iter().enumerate().all(|(i, x)| i == *x) => {
+                    ExactOp::MatVec(ExactMatVec {
+                        k: p.k,
+                        n: p.n,
+                        w: b.n.clone(),
+                        shift: p.shift,
+                    })
+                }
+                _ => other(),
+            }
+        }
+        Kind::Conv(p) => {
+            let g = &p.geo;
+            if p.group != 1 || g.n != 1 || g.channels_last {
+                return other();
+            }
+            ExactOp::Conv(ExactConv {
+                cin: g.c,
+                ih: g.ih,
+                iw: g.iw,
+                cout: p.cout,
+                oh: g.oh,
+                ow: g.ow,
+                kh: g.kh,
+                kw: g.kw,
+                sh: g.sh,
+                sw: g.sw,
+                dh: g.dh,
+                dw: g.dw,
+                ph: g.ph,
+                pw: g.pw,
+                w: p.w.clone(),
+                bias: p.bias.clone(),
+                shift: p.shift,
+            })
+        }
+        Kind::Pool(p) => {
+            let g = &p.geo;
+            if !p.max || g.n != 1 || g.channels_last {
+                return other();
+            }
+            ExactOp::MaxPool(ExactMaxPool {
+                c: g.c,
+                ih: g.ih,
+                iw: g.iw,
+                oh: g.oh,
+                ow: g.ow,
+                kh: g.kh,
+                kw: g.kw,
+                sh: g.sh,
+                sw: g.sw,
+                dh: g.dh,
+                dw: g.dw,
+                ph: g.ph,
+                pw: g.pw,
+            })
+        }
+        Kind::Tract(op) if is_reshape(&op.name()) => {
+            // a pure reshape keeps the element count and order
+            let ok = step.inputs.len() == 1
+                && step.outputs.len() == 1
+                && plan.slots[step.inputs[0]].shape.iter().product::<usize>()
+                    == plan.slots[step.outputs[0]].shape.iter().product::<usize>();
+            if ok {
+                ExactOp::Reshape
+            } else {
+                other()
+            }
+        }
+        _ => other(),
+    }
+}
+
+impl ExactModel {
+    /// The compiled graph for the model's default input shapes (symbolic
+    /// dimensions taken as 1).
+    pub fn graph(&self) -> Result<ExactGraph, EngineError> {
+        let plan: Arc<Plan> = self.default_plan()?;
+        let values = plan
+            .slots
+            .iter()
+            .map(|s| ExactValue {
+                shape: s.shape.clone(),
+                frac: match s.ty {
+                    Ty::Fixed(f) => Some(f),
+                    _ => None,
+                },
+            })
+            .collect();
+        let consts = plan
+            .consts
+            .iter()
+            .map(|(s, x)| {
+                let v = match &x.data {
+                    super::ir::Data::I64(v) => v.clone(),
+                    super::ir::Data::Bool(v) => v.iter().map(|b| i64::from(*b)).collect(),
+                };
+                (*s, v)
+            })
+            .collect();
+        let steps = plan
+            .steps
+            .iter()
+            .map(|s| ExactStep {
+                name: s.name.clone(),
+                op_name: s.op.clone(),
+                op: step_op(&plan, s),
+                inputs: s.inputs.clone(),
+                outputs: s.outputs.clone(),
+            })
+            .collect();
+        Ok(ExactGraph {
+            values,
+            consts,
+            inputs: plan.inputs.clone(),
+            outputs: plan.outputs.clone(),
+            steps,
+        })
+    }
+}
