@@ -19,6 +19,8 @@ pub enum CliError {
     Verify(String),
     #[error("timed out: {0}")]
     Timeout(String),
+    #[error("{0}")]
+    Refused(String),
 }
 
 impl CliError {
@@ -29,6 +31,7 @@ impl CliError {
             CliError::Rejected { .. } => 4,
             CliError::Verify(_) => 5,
             CliError::Timeout(_) => 6,
+            CliError::Refused(_) => 4,
         }
     }
 }

@@ -231,19 +231,24 @@ pub fn model(ctx: &Ctx, cmd: ModelCmd) -> Result<()> {
     Ok(())
 }
 
-pub fn infer(ctx: &Ctx, a: InferArgs) -> Result<()> {
-    let c = ctx.client()?;
-    let text = match (&a.input, &a.input_file) {
-        (Some(s), _) => s.clone(),
+/// Input tensors from `--input JSON` or `--input-file FILE` (reference files wrap them in
+/// `{"inputs": ...}`; that is accepted too).
+pub fn read_input(input: Option<&str>, file: Option<&std::path::Path>) -> Result<Tensors> {
+    let text = match (input, file) {
+        (Some(s), _) => s.to_string(),
         (None, Some(f)) => {
             std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?
         }
         _ => bail!("pass --input JSON or --input-file FILE"),
     };
     let parsed: Value = serde_json::from_str(&text).context("input is not valid JSON")?;
-    // Reference files wrap tensors in {"inputs": ...}; accept that too.
     let tensors_json = parsed.get("inputs").cloned().unwrap_or(parsed);
-    let input = Tensors::from_json(&tensors_json).context("input tensors")?;
+    Tensors::from_json(&tensors_json).context("input tensors")
+}
+
+pub fn infer(ctx: &Ctx, a: InferArgs) -> Result<()> {
+    let c = ctx.client()?;
+    let input = read_input(a.input.as_deref(), a.input_file.as_deref())?;
     let manifest: ModelManifest =
         serde_json::from_value(c.get(&format!("/v1/models/{}", a.model))?)?;
     let key = ctx.account()?;

@@ -8,6 +8,7 @@ mod devnet;
 mod e2e;
 mod flows;
 mod keyfile;
+mod zk;
 
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
@@ -59,6 +60,10 @@ enum Cmd {
     Verify(commands::VerifyArgs),
     /// Show the node's height, state root, validators and API address.
     Status,
+    /// Prove an exact-mode inference of an ONNX model on a file, without a node.
+    Prove(zk::ProveArgs),
+    /// Verify a proof file offline (optionally against the ONNX model).
+    VerifyProof(zk::VerifyProofArgs),
     /// Benchmarks: engine vs onnxruntime, end-to-end devnet latency.
     Bench(BenchCmd),
 }
@@ -91,6 +96,8 @@ fn main() {
         Cmd::Receipt(r) => commands::receipt(&ctx, r),
         Cmd::Verify(a) => commands::verify(&ctx, a),
         Cmd::Status => commands::status(&ctx),
+        Cmd::Prove(a) => zk::prove(&ctx, a),
+        Cmd::VerifyProof(a) => zk::verify_proof(&ctx, a),
         Cmd::Bench(b) => bench::run_engine_bench(&b.engine).and_then(|_| {
             if b.e2e {
                 commands::bench_e2e(&ctx, b.e2e_runs)

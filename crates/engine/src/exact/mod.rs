@@ -34,6 +34,7 @@ mod run;
 mod scan;
 mod tree;
 
+pub use arith::dequantize;
 pub use export::{
     ExactConv, ExactGraph, ExactMatVec, ExactMaxPool, ExactOp, ExactStep, ExactValue,
 };
