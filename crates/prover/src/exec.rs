@@ -14,8 +14,16 @@ impl ProverModel {
         Ok(vals[last][..self.plan.lens[last]].to_vec())
     }
 
-    /// Run the exact semantics on padded vectors: `out[v]` has length `2^logs[v]`.
+    /// Run the exact semantics on padded vectors, auxiliary vectors included: `out[v]` has
+    /// length `2^logs[v]`.
     pub(crate) fn run(&self, input: &[i64]) -> Result<Vec<Vec<i64>>, ProveError> {
+        let mut out = self.run_layers(input)?;
+        self.fill_aux(&mut out);
+        Ok(out)
+    }
+
+    /// The input and every layer's output, padded.
+    pub(crate) fn run_layers(&self, input: &[i64]) -> Result<Vec<Vec<i64>>, ProveError> {
         let p = &self.plan;
         if input.len() != p.lens[0] {
             return Err(ProveError::InputLength {
@@ -199,12 +207,19 @@ impl ProverModel {
             };
             out.push(next);
         }
+        Ok(out)
+    }
+
+    /// Append the auxiliary vectors to the layer vectors.
+    pub(crate) fn fill_aux(&self, out: &mut Vec<Vec<i64>>) {
+        let p = &self.plan;
+        out.truncate(p.nl + 1);
         for (j, def) in p.aux.iter().enumerate() {
             let n = 1usize << p.logs[p.nl + 1 + j];
             let v: Vec<i64> = match def {
                 AuxDef::Half(v) => out[*v].iter().map(|q| q >> 1).collect(),
                 AuxDef::Limb { a, shift, bits } => (0..n)
-                    .map(|i| (eval_affine_ints(a, &out, i) >> shift) & ((1i64 << bits) - 1))
+                    .map(|i| (eval_affine_ints(a, out, i) >> shift) & ((1i64 << bits) - 1))
                     .collect(),
                 AuxDef::Gather { src, map } => map
                     .iter()
@@ -219,6 +234,5 @@ impl ProverModel {
             };
             out.push(v);
         }
-        Ok(out)
     }
 }

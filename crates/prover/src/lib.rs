@@ -37,6 +37,8 @@ mod plan;
 pub mod protocol;
 mod relations;
 pub mod sumcheck;
+#[cfg(test)]
+mod tamper_tests;
 pub mod transcript;
 
 pub use error::{DecodeError, ModelError, ProveError, VerifyError};

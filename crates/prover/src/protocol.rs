@@ -150,9 +150,11 @@ pub fn prove(model: &ProverModel, input: &[i64]) -> Result<(Vec<i64>, Proof), Pr
 
 /// A hook for soundness tests: change the witness (intermediate and auxiliary vectors)
 /// after the honest run and prove anyway, leaving out lookups that have no table row.
-type Tamper<'a> = Option<&'a dyn Fn(&mut [Vec<i64>])>;
+/// The hook is called twice: on the layer vectors (`false`; the auxiliary vectors are then
+/// recomputed from them, as a cheating prover would) and on all vectors (`true`).
+pub(crate) type Tamper<'a> = Option<&'a dyn Fn(&mut [Vec<i64>], bool)>;
 
-fn prove_with(
+pub(crate) fn prove_with(
     model: &ProverModel,
     input: &[i64],
     tamper: Tamper<'_>,
@@ -160,10 +162,14 @@ fn prove_with(
     let plan = &model.plan;
     let comm = &model.commitment;
     let nl = plan.num_layers();
-    let mut vals = model.run(input)?;
+    let mut vals = model.run_layers(input)?;
     let output = vals[nl][..plan.lens[nl]].to_vec();
     if let Some(t) = tamper {
-        t(&mut vals);
+        t(&mut vals, false);
+    }
+    model.fill_aux(&mut vals);
+    if let Some(t) = tamper {
+        t(&mut vals, true);
     }
 
     let mut tr = ProverTranscript::new(LABEL);
@@ -531,21 +537,65 @@ mod tests {
         verify(m.commitment(), &x, &y, &p).unwrap();
         let nl = m.plan.num_layers();
         let k_id = nl + 1; // the half-even rescale's auxiliary vector
-        type Case = (&'static str, Box<dyn Fn(&mut [Vec<i64>])>);
+        type Case = (&'static str, Box<dyn Fn(&mut [Vec<i64>], bool)>);
         let cases: Vec<Case> = vec![
-            ("matmul output", Box::new(|v| v[1][2] += 1)),
-            ("matmul output pad", Box::new(|v| v[1][7] += 1)),
-            ("rescale output", Box::new(|v| v[2][0] += 1)),
             (
-                "rescale output and relu",
-                Box::new(|v| {
-                    v[2][0] += 1;
-                    v[3][0] = v[2][0].max(0);
+                "matmul output",
+                Box::new(|v, aux| {
+                    if aux {
+                        v[1][2] += 1
+                    }
                 }),
             ),
-            ("relu output", Box::new(|v| v[3][1] += 1)),
-            ("relu output pad", Box::new(|v| v[3][6] = 1)),
-            ("rescale parity witness", Box::new(move |v| v[k_id][0] += 1)),
+            (
+                "matmul output pad",
+                Box::new(|v, aux| {
+                    if aux {
+                        v[1][7] += 1
+                    }
+                }),
+            ),
+            (
+                "rescale output",
+                Box::new(|v, aux| {
+                    if aux {
+                        v[2][0] += 1
+                    }
+                }),
+            ),
+            (
+                "rescale output and relu",
+                Box::new(|v, aux| {
+                    if !aux {
+                        v[2][0] += 1;
+                        v[3][0] = v[2][0].max(0);
+                    }
+                }),
+            ),
+            (
+                "relu output",
+                Box::new(|v, aux| {
+                    if !aux {
+                        v[3][1] += 1
+                    }
+                }),
+            ),
+            (
+                "relu output pad",
+                Box::new(|v, aux| {
+                    if !aux {
+                        v[3][6] = 1
+                    }
+                }),
+            ),
+            (
+                "rescale parity witness",
+                Box::new(move |v, aux| {
+                    if aux {
+                        v[k_id][0] += 1
+                    }
+                }),
+            ),
         ];
         for (name, t) in cases {
             let (y2, p2) = prove_with(&m, &x, Some(t.as_ref())).unwrap();
@@ -556,7 +606,7 @@ mod tests {
             );
         }
         // an untampered run through the hook still verifies
-        let (_, p3) = prove_with(&m, &x, Some(&|_: &mut [Vec<i64>]| {})).unwrap();
+        let (_, p3) = prove_with(&m, &x, Some(&|_: &mut [Vec<i64>], _| {})).unwrap();
         verify(m.commitment(), &x, &y, &p3).unwrap();
     }
 }

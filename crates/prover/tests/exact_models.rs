@@ -86,3 +86,52 @@ fn uncovered_operators_are_named() {
         assert!(!exact::unsupported_ops(&g).is_empty());
     }
 }
+
+/// Bit flips in the output, input, model commitment and proof of a CNN proof all fail;
+/// the proof does not verify for a model that differs in one weight.
+#[test]
+fn bench_cnn_proof_soundness() {
+    let m = compile("examples/bench/bench_cnn.onnx");
+    let (pm, low) = register(&m);
+    let comm = pm.commitment().clone();
+    let input = random_input(&m, &mut StdRng::seed_from_u64(8));
+    let x = m.quantize_inputs(&input).unwrap().remove(0);
+    let (y, proof) = prove(&pm, &x).unwrap();
+    verify(&comm, &x, &y, &proof).unwrap();
+    for i in 0..y.len() {
+        for bit in [0, 7, 31, 63] {
+            let mut y2 = y.clone();
+            y2[i] ^= 1 << bit;
+            assert!(
+                verify(&comm, &x, &y2, &proof).is_err(),
+                "output {i} bit {bit}"
+            );
+        }
+    }
+    for i in (0..x.len()).step_by(37) {
+        let mut x2 = x.clone();
+        x2[i] ^= 1;
+        assert!(verify(&comm, &x2, &y, &proof).is_err(), "input {i}");
+    }
+    let cb = comm.to_bytes();
+    for i in 0..cb.len() {
+        let mut b = cb.clone();
+        b[i] ^= 0x01;
+        if let Ok(c2) = verity_prover::ModelCommitment::from_bytes(&b) {
+            assert!(verify(&c2, &x, &y, &proof).is_err(), "commitment byte {i}");
+        }
+    }
+    let pb = proof.to_bytes();
+    for i in (0..pb.len()).step_by(pb.len() / 300) {
+        let mut b = pb.clone();
+        b[i] ^= 0x80;
+        let bad = verity_prover::Proof::from_bytes(&b);
+        assert!(verify(&comm, &x, &y, &bad).is_err(), "proof byte {i}");
+    }
+    let mut layers = low.layers.clone();
+    if let verity_prover::Layer::Conv { weights, .. } = &mut layers[0] {
+        weights[0] += 1;
+    }
+    let other = ProverModel::new(low.input_len, VALUE_BITS, layers).unwrap();
+    assert!(verify(other.commitment(), &x, &y, &proof).is_err());
+}
