@@ -224,7 +224,7 @@ fn print_table(rows: &[Row], ort_ran: bool) {
 }
 
 /// examples/models and examples/bench of the repository.
-fn default_model_dirs() -> Result<Vec<PathBuf>> {
+pub(crate) fn default_model_dirs() -> Result<Vec<PathBuf>> {
     let examples = match std::env::var_os("VERITY_EXAMPLES") {
         Some(dir) => PathBuf::from(dir),
         None => {

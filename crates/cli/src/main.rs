@@ -9,6 +9,7 @@ mod e2e;
 mod flows;
 mod keyfile;
 mod zk;
+mod zk_bench;
 
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
@@ -64,7 +65,7 @@ enum Cmd {
     Prove(zk::ProveArgs),
     /// Verify a proof file offline (optionally against the ONNX model).
     VerifyProof(zk::VerifyProofArgs),
-    /// Benchmarks: engine vs onnxruntime, end-to-end devnet latency.
+    /// Benchmarks: engine vs onnxruntime, end-to-end devnet latency, zk proofs vs EZKL.
     Bench(BenchCmd),
 }
 
@@ -78,6 +79,11 @@ struct BenchCmd {
     /// Inferences per devnet in the end-to-end benchmark.
     #[arg(long, default_value_t = 20)]
     e2e_runs: usize,
+    /// Instead: zk proofs, Verity's prover next to EZKL on examples/bench.
+    #[arg(long)]
+    zk: bool,
+    #[command(flatten)]
+    zk_args: zk_bench::ZkBenchArgs,
 }
 
 fn main() {
@@ -98,6 +104,7 @@ fn main() {
         Cmd::Status => commands::status(&ctx),
         Cmd::Prove(a) => zk::prove(&ctx, a),
         Cmd::VerifyProof(a) => zk::verify_proof(&ctx, a),
+        Cmd::Bench(b) if b.zk => zk_bench::run(&b.zk_args, b.engine.json || ctx.json),
         Cmd::Bench(b) => bench::run_engine_bench(&b.engine).and_then(|_| {
             if b.e2e {
                 commands::bench_e2e(&ctx, b.e2e_runs)

@@ -2,11 +2,14 @@
 //! result of a committed model on an input, for Verity's `zk` verification mode.
 //!
 //! What it does:
-//! - proves runs of a small integer-layer IR ([`model::Layer`]: MatMul, Rescale, ReLU, table
-//!   lookups) with sumcheck (matrix products), a logUp lookup argument proved by a
+//! - proves runs of an integer-layer IR ([`model::Layer`]: MatMul, Conv, Rescale, ReLU,
+//!   MaxPool, constant Add, table lookups) with sumcheck (matrix products, gathers, zero
+//!   checks), linear checks (limb decompositions), a logUp lookup argument proved by a
 //!   fractional-sum GKR (rescale remainders, range checks, ReLU and table functions), and a
 //!   transparent Ligero-style multilinear polynomial commitment (Reed–Solomon over
 //!   Goldilocks, BLAKE3 Merkle trees: no trusted setup, nothing downloaded);
+//! - lowers exact-mode graphs ([`exact`]) to that IR, naming what it cannot cover, and
+//!   proves ONNX models end to end ([`OnnxProver`], [`ProofFile`]);
 //! - commits to a model's weights once, at registration ([`ProverModel::new`]); the
 //!   verifier needs only the [`ModelCommitment`];
 //! - derives every challenge by Fiat–Shamir from a transcript that absorbs the model
@@ -16,8 +19,8 @@
 //! protocol code is ours. The protocol, its soundness argument and parameters are written
 //! down in `docs/proof-system.md`.
 //!
-//! What it must not do: depend on node, ledger or network code (it sits beside the engine in
-//! the dependency order), do I/O, read clocks or spawn tasks. Proofs are succinct and sound,
+//! What it must not do: depend on node, ledger or network code (it uses the engine only for
+//! exact mode's compiled graph and reference run), do I/O, read clocks or spawn tasks. Proofs are succinct and sound,
 //! **not** zero-knowledge.
 
 pub mod claims;
