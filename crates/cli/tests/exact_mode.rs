@@ -54,7 +54,7 @@ fn exact_mode_settles_deterministic_outputs_with_compiled_model_id() -> Result<(
         "infer",
         "np_digits_cnn",
         "--mode",
-        "zk",
+        "tee",
         "--input-file",
         sample.to_str().unwrap(),
     ])?;

@@ -5,14 +5,14 @@ use crate::{
     records::{Account, RequestRecord, RequestStatus, TxOutcome},
     store::{
         compute_root, read_height, write_height, INPUTS, META, OPEN, OUTPUTS, PROOFS, ROOTS, STATE,
-        TXS,
+        TXS, ZK_PROOFS,
     },
-    Genesis, Ledger, LedgerError, Params, TxError,
+    Genesis, Ledger, LedgerError, Params, TxError, ZkVerifier,
 };
 use borsh::BorshSerialize;
 use redb::{ReadableTable, WriteTransaction};
 use verity_primitives::{
-    codec::{keccak, Canonical},
+    codec::{keccak, sha256, Canonical},
     merkle,
     receipt::exact_model_id,
     tx::result_digest,
@@ -62,17 +62,18 @@ pub(crate) struct Exec<'a> {
     pub height: u64,
     pub params: &'a Params,
     pub chain_id: u64,
+    pub zk: Option<&'a dyn ZkVerifier>,
 }
 
 impl Exec<'_> {
-    fn get<T: Canonical>(&self, k: &[u8]) -> Result<Option<T>, LedgerError> {
+    pub(crate) fn get<T: Canonical>(&self, k: &[u8]) -> Result<Option<T>, LedgerError> {
         let t = self.w.open_table(STATE)?;
         let v = t.get(k)?;
         v.map(|v| T::decode(v.value()).map_err(|e| LedgerError::Corrupt(e.to_string())))
             .transpose()
     }
 
-    fn put<T: Canonical>(&self, k: &[u8], v: &T) -> Result<(), LedgerError> {
+    pub(crate) fn put<T: Canonical>(&self, k: &[u8], v: &T) -> Result<(), LedgerError> {
         self.w.open_table(STATE)?.insert(k, v.encode().as_slice())?;
         Ok(())
     }
@@ -153,6 +154,9 @@ impl Exec<'_> {
                     .get::<ModelManifest>(&model_key(&req.model))?
                     .ok_or_else(|| TxError::UnknownModel(req.model.to_string()))?;
                 check_request(self.params, &manifest, req)?;
+                if req.mode == Mode::Zk {
+                    self.zk_commitment(&req.model)?;
+                }
                 need(req.max_fee)?;
                 acct.balance -= self.params.tx_fee + req.max_fee;
                 self.put(&account_key(&tx.from), &acct)?;
@@ -224,10 +228,7 @@ impl Exec<'_> {
             .get(&model_key(&record.model))?
             .ok_or_else(|| LedgerError::Corrupt("request for a missing model".into()))?;
         let output_hash = res.output.hash();
-        let Evidence::ExecutorSignature {
-            executor: signer,
-            signature,
-        } = &res.evidence;
+        let (signer, signature) = res.evidence.signer();
         if signer != executor {
             return Err(TxError::InvalidResult("evidence names another executor".into()).into());
         }
@@ -240,6 +241,39 @@ impl Exec<'_> {
             );
         }
         check_outputs(self.params, &manifest, &res.output, record.mode)?;
+        let compiled = matches!(record.mode, Mode::Exact | Mode::Zk)
+            .then(|| exact_model_id(&record.model, &self.params.exact_params));
+        let evidence = match (&res.evidence, record.mode) {
+            (Evidence::ZkProof { proof, .. }, Mode::Zk) => {
+                let commitment = self.zk_commitment(&record.model)?;
+                let input = self.input(&rid)?;
+                let zk = self
+                    .zk
+                    .ok_or_else(|| TxError::UnsupportedMode("zk".into()))?;
+                let compiled = compiled.unwrap_or_default();
+                zk.verify(&commitment, &compiled, &input, &res.output, proof)
+                    .map_err(|e| TxError::InvalidResult(format!("zk proof rejected: {e}")))?;
+                self.w
+                    .open_table(ZK_PROOFS)?
+                    .insert(rid.as_slice(), proof.as_slice())?;
+                Evidence::ZkReceipt {
+                    executor: *executor,
+                    signature: *signature,
+                    commitment,
+                    proof_hash: B256::from(sha256(proof)),
+                }
+            }
+            (Evidence::ExecutorSignature { .. }, Mode::Vanilla | Mode::Exact) => {
+                res.evidence.clone()
+            }
+            (_, mode) => {
+                return Err(TxError::InvalidResult(format!(
+                    "this evidence kind is not valid for a {} request",
+                    mode.name()
+                ))
+                .into())
+            }
+        };
         let fee = manifest.price.min(record.max_fee);
         let receipt = Receipt {
             chain_id: self.chain_id,
@@ -249,12 +283,11 @@ impl Exec<'_> {
             requester: record.requester,
             input_hash: record.input_hash,
             output_hash,
-            evidence: res.evidence.clone(),
+            evidence,
             fee,
             request_height: record.height,
             settled_height: self.height,
-            compiled_model: (record.mode == Mode::Exact)
-                .then(|| exact_model_id(&record.model, &self.params.exact_params)),
+            compiled_model: compiled,
         };
         let receipt_id = receipt.id();
         self.credit(executor, fee)?;
@@ -360,6 +393,7 @@ pub(crate) fn init_genesis(w: &WriteTransaction, g: &Genesis) -> Result<(), Ledg
         height: 0,
         params: &g.params,
         chain_id: g.chain_id,
+        zk: None,
     };
     for (addr, amount) in &g.accounts {
         ex.credit(addr, *amount)?;
@@ -428,6 +462,9 @@ impl Ledger {
                     .map_err(internal)?
                     .ok_or_else(|| TxError::UnknownModel(req.model.to_string()))?;
                 check_request(p, &m, req)?;
+                if req.mode == Mode::Zk {
+                    self.zk_admission(&req.model)?;
+                }
                 need(req.max_fee)
             }
             TxBody::Result(_) => Ok(()),
@@ -468,6 +505,7 @@ impl Ledger {
             height,
             params: &self.genesis.params,
             chain_id: self.genesis.chain_id,
+            zk: self.zk.as_deref(),
         };
         let (mut applied, mut failed, mut receipts) = (0, 0, Vec::new());
         for stx in txs {

@@ -55,7 +55,7 @@ pub(crate) fn check_request(
     m: &ModelManifest,
     req: &InferenceRequest,
 ) -> Result<(), TxError> {
-    if !matches!(req.mode, Mode::Vanilla | Mode::Exact) {
+    if !matches!(req.mode, Mode::Vanilla | Mode::Exact | Mode::Zk) {
         return Err(TxError::UnsupportedMode(req.mode.name().into()));
     }
     if req.max_fee < m.price {
@@ -80,7 +80,7 @@ pub(crate) fn check_outputs(
         .outputs
         .iter()
         .map(|s| match (mode, s.dtype) {
-            (Mode::Exact, DType::Float32) => TensorSpec {
+            (Mode::Exact | Mode::Zk, DType::Float32) => TensorSpec {
                 dtype: DType::Float64,
                 ..s.clone()
             },

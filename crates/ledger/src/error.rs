@@ -29,6 +29,8 @@ pub enum TxError {
     InvalidInput(String),
     #[error("mode {0} is not supported by this network yet")]
     UnsupportedMode(String),
+    #[error("zk mode cannot prove this model: {0}")]
+    ZkUnsupported(String),
     #[error("max_fee {max_fee} is below the model price {price}")]
     FeeTooLow { max_fee: Amount, price: Amount },
     #[error("unknown request {0}")]
@@ -54,6 +56,7 @@ impl TxError {
             TxError::NameTaken(_) => "name_taken",
             TxError::InvalidInput(_) => "invalid_input",
             TxError::UnsupportedMode(_) => "unsupported_mode",
+            TxError::ZkUnsupported(_) => "zk_unsupported",
             TxError::FeeTooLow { .. } => "fee_too_low",
             TxError::UnknownRequest(_) => "unknown_request",
             TxError::InvalidResult(_) => "invalid_result",

@@ -5,7 +5,8 @@
 //! It executes only finalized blocks, in height order, each in one atomic
 //! redb transaction, so a crash at any moment leaves the last committed
 //! height intact. It must not spawn tasks, read clocks (time comes from
-//! block headers), or know about consensus, networking or model execution.
+//! block headers), or know about consensus, networking or model execution
+//! (zk proofs are checked through the [`ZkVerifier`] trait).
 
 mod apply;
 mod checks;
@@ -14,6 +15,7 @@ mod genesis;
 mod query;
 mod records;
 mod store;
+mod zk;
 
 pub use apply::BlockOutcome;
 pub use error::{LedgerError, TxError};
@@ -21,3 +23,4 @@ pub use genesis::{Genesis, Params};
 pub use query::ReceiptProof;
 pub use records::{Account, RequestRecord, RequestStatus, TxOutcome};
 pub use store::Ledger;
+pub use zk::{ZkStatus, ZkVerifier};

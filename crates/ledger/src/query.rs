@@ -126,6 +126,25 @@ impl Ledger {
         self.tensors(INPUTS, request_id)
     }
 
+    /// The zk proof file of a settled zk-mode request.
+    pub fn zk_proof(&self, request_id: &B256) -> Result<Option<Vec<u8>>, LedgerError> {
+        let r = self.db.begin_read()?;
+        match r.open_table(crate::store::ZK_PROOFS) {
+            Ok(t) => Ok(t.get(request_id.as_slice())?.map(|v| v.value().to_vec())),
+            // a ledger created before zk mode existed
+            Err(redb::TableError::TableDoesNotExist(_)) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// A model's zk registration, if it has been registered.
+    pub fn zk_status(
+        &self,
+        model: &verity_primitives::ModelId,
+    ) -> Result<Option<crate::ZkStatus>, LedgerError> {
+        self.state(&crate::zk::zk_key(model))
+    }
+
     /// The output of a settled request.
     pub fn output(&self, request_id: &B256) -> Result<Option<Tensors>, LedgerError> {
         self.tensors(OUTPUTS, request_id)

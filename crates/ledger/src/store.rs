@@ -11,6 +11,8 @@ pub(crate) const STATE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("st
 pub(crate) const INPUTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("inputs");
 pub(crate) const OUTPUTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("outputs");
 pub(crate) const PROOFS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("proofs");
+/// zk proof files of settled requests, by request id.
+pub(crate) const ZK_PROOFS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("zk_proofs");
 pub(crate) const TXS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("txs");
 pub(crate) const ROOTS: TableDefinition<u64, &[u8]> = TableDefinition::new("roots");
 pub(crate) const OPEN: TableDefinition<&[u8], u64> = TableDefinition::new("open");
@@ -24,6 +26,7 @@ const STORAGE_VERSION: u8 = 1;
 pub struct Ledger {
     pub(crate) db: Database,
     pub(crate) genesis: Genesis,
+    pub(crate) zk: Option<std::sync::Arc<dyn crate::ZkVerifier>>,
 }
 
 impl std::fmt::Debug for Ledger {
@@ -35,6 +38,12 @@ impl std::fmt::Debug for Ledger {
 }
 
 impl Ledger {
+    /// Enables zk mode: proofs are checked with `zk`.
+    pub fn with_zk(mut self, zk: std::sync::Arc<dyn crate::ZkVerifier>) -> Self {
+        self.zk = Some(zk);
+        self
+    }
+
     /// Opens (or creates from `genesis`) the ledger at `path`. Refuses a
     /// database created from a different genesis.
     pub fn open(path: &Path, genesis: Genesis) -> Result<Self, LedgerError> {
@@ -46,7 +55,11 @@ impl Ledger {
             );
             b
         };
-        let ledger = Self { db, genesis };
+        let ledger = Self {
+            db,
+            genesis,
+            zk: None,
+        };
         let read = ledger.db.begin_read()?;
         let existing = match read.open_table(META) {
             Ok(t) => t.get(META_GENESIS)?.map(|v| v.value().to_vec()),
@@ -67,6 +80,7 @@ impl Ledger {
                 w.open_table(INPUTS)?;
                 w.open_table(OUTPUTS)?;
                 w.open_table(PROOFS)?;
+                w.open_table(ZK_PROOFS)?;
                 w.open_table(TXS)?;
                 w.open_table(OPEN)?;
                 w.open_table(ROOTS)?;

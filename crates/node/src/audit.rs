@@ -42,6 +42,11 @@ pub fn receipt_bundle(s: &NodeState, id: &B256) -> Result<ReceiptBundle, BundleE
         headers,
         finalization,
         identity: hex::decode(&s.info.identity).map_err(|e| internal(&e))?,
+        zk_proof: s
+            .ledger
+            .zk_proof(&rid)
+            .map_err(|e| internal(&e))?
+            .map(|p| format!("0x{}", hex::encode(p))),
     })
 }
 
@@ -58,6 +63,32 @@ pub struct Verified {
     pub finalized_view: u64,
     pub state_height: u64,
     pub identity_trusted: bool,
+}
+
+/// A zk receipt: the bundled proof file is the one the receipt names, is about the
+/// receipt's model commitment, compiled model, input and output, and verifies.
+fn verify_zk(b: &ReceiptBundle, commitment: &B256, proof_hash: &B256) -> Result<String, String> {
+    let r = &b.receipt;
+    let hexp = b
+        .zk_proof
+        .as_deref()
+        .ok_or("zk receipt without its proof file")?;
+    let proof =
+        hex::decode(hexp.trim_start_matches("0x")).map_err(|e| format!("zk proof hex: {e}"))?;
+    if B256::from(verity_primitives::codec::sha256(&proof)) != *proof_hash {
+        return Err("zk proof file does not match the receipt's proof hash".into());
+    }
+    let (Some(input), Some(output), Some(compiled)) = (&b.input, &b.output, &r.compiled_model)
+    else {
+        return Err("zk receipt without its input, output or compiled model id".into());
+    };
+    // the compile parameters are bound by the compiled model id; Q16 is the network's
+    let frac = verity_engine::ExactParams::default().frac_bits;
+    crate::zk::verify_file(commitment, compiled, input, output, &proof, frac)
+        .map_err(|e| format!("zk proof rejected: {e}"))?;
+    Ok(format!(
+        "zk proof verified against model commitment {commitment:#x}"
+    ))
 }
 
 /// Checks a bundle offline. `trusted_identity`, when given, must equal the
@@ -101,10 +132,7 @@ pub fn verify_bundle(
         }
         checks.push("output matches output_hash".into());
     }
-    let Evidence::ExecutorSignature {
-        executor,
-        signature,
-    } = &r.evidence;
+    let (executor, signature) = r.evidence.signer();
     match signature.recover(&result_digest(&r.request_id, &r.output_hash)) {
         Ok(a) if a == *executor => checks.push(format!("executor signature by {executor}")),
         Ok(a) => {
@@ -113,6 +141,14 @@ pub fn verify_bundle(
             ))
         }
         Err(e) => return fail(format!("executor signature invalid: {e}")),
+    }
+    if let Evidence::ZkReceipt {
+        commitment,
+        proof_hash,
+        ..
+    } = &r.evidence
+    {
+        checks.push(verify_zk(b, commitment, proof_hash).map_err(VerifyError)?);
     }
     let p = &b.state_proof;
     if p.key != Receipt::state_key(&b.receipt_id) || p.value != r.encode() {

@@ -33,6 +33,10 @@ pub async fn run(state: Arc<NodeState>, key: PrivateKey) {
                     .input(&id)
                     .map_err(|e| e.to_string())?
                     .ok_or("input missing")?;
+                if rec.mode == Mode::Zk {
+                    let (out, proof) = s.zk.prove(&rec.model, &input)?;
+                    return Ok((out, Some(proof)));
+                }
                 let onnx = s.hub.get(&rec.model).map_err(|e| e.to_string())?;
                 let engine: &dyn verity_engine::Engine = match rec.mode {
                     Mode::Exact => s.exact.as_ref(),
@@ -40,10 +44,11 @@ pub async fn run(state: Arc<NodeState>, key: PrivateKey) {
                 };
                 engine
                     .run(rec.model.digest(), &onnx, &input)
+                    .map(|o| (o, None))
                     .map_err(|e| e.to_string())
             })
             .await;
-            let output = match output {
+            let (output, proof) = match output {
                 Ok(Ok(o)) => o,
                 Ok(Err(e)) => {
                     warn!(request = %id, %e, "inference failed; the request will expire and refund");
@@ -65,9 +70,16 @@ pub async fn run(state: Arc<NodeState>, key: PrivateKey) {
                 body: TxBody::Result(InferenceResult {
                     request_id: id,
                     output,
-                    evidence: Evidence::ExecutorSignature {
-                        executor: me,
-                        signature,
+                    evidence: match proof {
+                        Some(proof) => Evidence::ZkProof {
+                            executor: me,
+                            signature,
+                            proof,
+                        },
+                        None => Evidence::ExecutorSignature {
+                            executor: me,
+                            signature,
+                        },
                     },
                 }),
             }

@@ -15,6 +15,7 @@ pub mod mempool;
 pub mod metrics;
 pub mod service;
 pub mod state;
+pub mod zk;
 
 /// The first of `n` consecutive loopback ports that are free right now (for
 /// devnets started by tests and benchmarks).

@@ -133,11 +133,15 @@ pub async fn start_node(cfg: NodeConfig) -> Result<RunningNode, NodeError> {
         .local_addr()
         .map_err(|e| start_err("API address")(&e))?;
     let executed = ledger.height().map_err(|e| start_err("ledger")(&e))?;
+    let params = exact_params(&cfg.genesis)?;
+    let zk = Arc::new(crate::zk::ZkService::new(hub.clone(), params.clone()));
+    let ledger = ledger.with_zk(zk.clone());
     let state = Arc::new(NodeState {
         ledger,
         hub,
+        zk,
         engine: Arc::new(TractEngine::new(cfg.engine_limits.clone())),
-        exact: Arc::new(ExactEngine::new(exact_params(&cfg.genesis)?)),
+        exact: Arc::new(ExactEngine::new(params)),
         chain,
         mempool: Mutex::new(Mempool::new(MempoolLimits::default())),
         executor: cfg.executor.clone(),

@@ -44,6 +44,8 @@ pub struct NodeState {
     pub engine: Arc<dyn Engine>,
     /// The exact-mode (fixed-point, bit-exact) engine.
     pub exact: Arc<verity_engine::ExactEngine>,
+    /// zk mode: the prover and the ledger's proof verifier.
+    pub zk: Arc<crate::zk::ZkService>,
     pub chain: ChainStore,
     pub mempool: Mutex<Mempool>,
     pub executor: Option<PrivateKey>,

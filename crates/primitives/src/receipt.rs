@@ -79,6 +79,10 @@ pub struct ReceiptBundle {
     /// claims; `verify` compares it to a trusted one when it has it.
     #[serde(with = "crate::merkle::hex_bytes")]
     pub identity: Vec<u8>,
+    /// `zk` receipts: the proof file (0x-hex) whose SHA-256 the receipt's
+    /// evidence names, so that the proof can be checked again offline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zk_proof: Option<String>,
 }
 
 /// Current [`ReceiptBundle::version`].

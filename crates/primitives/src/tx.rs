@@ -75,11 +75,49 @@ pub struct InferenceRequest {
 #[derive(Clone, Debug, PartialEq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Evidence {
-    /// `vanilla`: the executor's signature over [`result_digest`].
+    /// `vanilla` and `exact`: the executor's signature over [`result_digest`].
     ExecutorSignature {
         executor: Address,
         signature: Signature,
     },
+    /// `zk`, in a result transaction: the signature and the proof file
+    /// (`verity-prover`'s `ProofFile`: model commitment, input, output, proof).
+    ZkProof {
+        executor: Address,
+        signature: Signature,
+        #[serde(with = "crate::merkle::hex_bytes")]
+        proof: Vec<u8>,
+    },
+    /// `zk`, in a receipt: the signature, the digest of the model commitment
+    /// the proof was checked against, and the SHA-256 of the proof file.
+    ZkReceipt {
+        executor: Address,
+        signature: Signature,
+        commitment: B256,
+        proof_hash: B256,
+    },
+}
+
+impl Evidence {
+    /// The executor and its signature over [`result_digest`].
+    pub fn signer(&self) -> (&Address, &Signature) {
+        match self {
+            Evidence::ExecutorSignature {
+                executor,
+                signature,
+            }
+            | Evidence::ZkProof {
+                executor,
+                signature,
+                ..
+            }
+            | Evidence::ZkReceipt {
+                executor,
+                signature,
+                ..
+            } => (executor, signature),
+        }
+    }
 }
 
 /// The digest an executor signs: (request id, output hash).

@@ -11,6 +11,8 @@
 use crate::error::{DecodeError, VerifyError};
 use crate::model::ModelCommitment;
 use crate::protocol::{verify, Proof};
+use verity_engine::exact::dequantize;
+use verity_engine::{Tensor, TensorData, Tensors};
 
 const MAGIC: &[u8; 4] = b"VPRF";
 /// The proof file format version.
@@ -116,6 +118,54 @@ impl ProofFile {
             ));
         }
         verify(&self.commitment, &self.input, &self.output, &self.proof)
+    }
+}
+
+impl ProofFile {
+    /// The output as exact mode returns it (fixed point as `float64`, exact).
+    pub fn output_tensors(&self) -> Result<Tensors, String> {
+        let data = match self.output_frac {
+            Some(f) => TensorData::F64(self.output.iter().map(|v| dequantize(*v, f)).collect()),
+            None => TensorData::I64(self.output.clone()),
+        };
+        let t = Tensor::new(&self.output_name, self.output_shape.clone(), data)
+            .map_err(|e| e.to_string())?;
+        Ok(Tensors(
+            [(self.output_name.clone(), t)].into_iter().collect(),
+        ))
+    }
+
+    /// Checks that this file's statement is about `input` and `output`: its input is
+    /// exact mode's quantization of `input` (`round(x·2^frac)`, ties to even) and its
+    /// output is `output`, name, shape and values.
+    pub fn check_statement(
+        &self,
+        input: &Tensors,
+        output: &Tensors,
+        frac: i32,
+    ) -> Result<(), String> {
+        let [t] = input.0.values().collect::<Vec<_>>()[..] else {
+            return Err("zk proofs cover single-input models".into());
+        };
+        let scale = (frac as f64).exp2();
+        let q: Vec<i64> = match &t.data {
+            TensorData::F32(v) => v
+                .iter()
+                .map(|x| (*x as f64 * scale).round_ties_even() as i64)
+                .collect(),
+            TensorData::F64(v) => v
+                .iter()
+                .map(|x| (x * scale).round_ties_even() as i64)
+                .collect(),
+            _ => return Err("the proven input must be a float tensor".into()),
+        };
+        if q != self.input {
+            return Err("the proof is for another input".into());
+        }
+        if &self.output_tensors()? != output {
+            return Err("the proof is for another output".into());
+        }
+        Ok(())
     }
 }
 

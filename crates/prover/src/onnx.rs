@@ -43,7 +43,12 @@ impl OnnxProver {
     /// Compile `onnx` in exact mode (the network's parameters), lower it and commit to its
     /// weights.
     pub fn register(onnx: &[u8]) -> Result<Self, ZkError> {
-        let exact = ExactModel::compile(onnx, &ExactParams::default())?;
+        Self::register_with(onnx, &ExactParams::default())
+    }
+
+    /// [`OnnxProver::register`] with explicit exact-mode parameters.
+    pub fn register_with(onnx: &[u8], params: &ExactParams) -> Result<Self, ZkError> {
+        let exact = ExactModel::compile(onnx, params)?;
         let lowered = lower(&exact.graph()?)?;
         let model = ProverModel::new(lowered.input_len, VALUE_BITS, lowered.layers.clone())?;
         Ok(Self {
