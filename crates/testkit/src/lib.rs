@@ -12,6 +12,8 @@ use std::{
 };
 use verity_primitives::PrivateKey;
 
+pub mod faulty;
+
 pub use verity_node::free_ports;
 
 /// A blocking HTTP client for one node.
