@@ -55,11 +55,6 @@ pub const EXAMPLES: &[(&str, &str, &[u8])] = &[
         include_bytes!("../../../examples/models/ppocr_mobile_v2_cls.onnx"),
     ),
     (
-        "bench_mlp",
-        "Fixed-weight MLP 784-128-10 (zk benchmark model; provable in zk mode)",
-        include_bytes!("../../../examples/bench/bench_mlp.onnx"),
-    ),
-    (
         "bench_cnn",
         "Fixed-weight CNN: Conv 8x3x3, ReLU, MaxPool, Gemm on 28x28 (provable in zk mode)",
         include_bytes!("../../../examples/bench/bench_cnn.onnx"),
