@@ -8,7 +8,6 @@ use clap::Args;
 use serde_json::json;
 use std::path::PathBuf;
 use std::time::Instant;
-use verity_engine::{Tensor, TensorData};
 use verity_prover::{OnnxProver, ProofFile, ZkError};
 
 #[derive(Args, Debug)]
@@ -58,17 +57,9 @@ fn register(path: &PathBuf) -> Result<OnnxProver> {
 }
 
 fn output_json(f: &ProofFile) -> serde_json::Value {
-    let data = match f.output_frac {
-        Some(frac) => TensorData::F64(
-            f.output
-                .iter()
-                .map(|v| verity_engine::exact::dequantize(*v, frac))
-                .collect(),
-        ),
-        None => TensorData::I64(f.output.clone()),
-    };
-    Tensor::new(&f.output_name, f.output_shape.clone(), data)
-        .map(|t| t.to_json())
+    f.output_tensors()
+        .ok()
+        .and_then(|t| t.0.values().next().map(|t| t.to_json()))
         .unwrap_or(json!(null))
 }
 

@@ -23,6 +23,7 @@
 //! exact mode's compiled graph and reference run), do I/O, read clocks or spawn tasks. Proofs are succinct and sound,
 //! **not** zero-knowledge.
 
+mod builder;
 pub mod claims;
 mod encode;
 pub mod error;
@@ -40,6 +41,7 @@ mod plan;
 pub mod protocol;
 mod relations;
 pub mod sumcheck;
+mod tables;
 #[cfg(test)]
 mod tamper_tests;
 pub mod transcript;

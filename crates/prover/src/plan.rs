@@ -2,6 +2,7 @@
 //! layer adds (lookups, linear checks, zero checks, gathers, matrix products) and the
 //! auxiliary vectors the prover commits to.
 
+use crate::builder::Builder;
 use crate::claims::Layout;
 use crate::error::ModelError;
 use crate::field::ceil_log2;
@@ -30,7 +31,7 @@ pub(crate) struct Affine {
 }
 
 impl Affine {
-    fn of(terms: &[(usize, i64)], constant: i64) -> Self {
+    pub(crate) fn of(terms: &[(usize, i64)], constant: i64) -> Self {
         Self {
             terms: terms.to_vec(),
             constant,
@@ -141,94 +142,6 @@ pub(crate) fn lerr(layer: usize, reason: impl Into<String>) -> ModelError {
 
 /// Largest value width the range checks accept (limbs of 16 bits).
 pub(crate) const MAX_VALUE_BITS: u32 = 48;
-
-/// Collects relations while the layers are walked.
-struct Builder {
-    nl: usize,
-    tables: Vec<TableKind>,
-    queries: Vec<Query>,
-    lin_checks: Vec<LinCheck>,
-    zero_checks: Vec<ZeroCheck>,
-    aux: Vec<AuxDef>,
-    aux_logs: Vec<usize>,
-}
-
-impl Builder {
-    fn table(&mut self, k: TableKind) -> usize {
-        if let Some(i) = self.tables.iter().position(|t| *t == k) {
-            i
-        } else {
-            self.tables.push(k);
-            self.tables.len() - 1
-        }
-    }
-
-    fn add_aux(&mut self, def: AuxDef, log: usize) -> usize {
-        self.aux.push(def);
-        self.aux_logs.push(log);
-        self.nl + self.aux.len()
-    }
-
-    fn lookup(&mut self, table: TableKind, log_len: usize, a: Affine, o: Affine) {
-        let table = self.table(table);
-        self.queries.push(Query {
-            table,
-            log_len,
-            a,
-            o,
-        });
-    }
-
-    /// `a ∈ [0, 2^bits)` entrywise: one range lookup, or 16-bit limbs (committed) with a
-    /// linear check that they recompose `a`.
-    fn range(&mut self, a: Affine, bits: u32, log: usize) {
-        if bits <= MAX_TABLE_BITS {
-            self.lookup(TableKind::Range(bits), log, a, Affine::of(&[], 0));
-            return;
-        }
-        let mut recompose = a.clone();
-        let mut shift = 0;
-        while shift < bits {
-            let b = (bits - shift).min(MAX_TABLE_BITS);
-            let limb = self.add_aux(
-                AuxDef::Limb {
-                    a: a.clone(),
-                    shift,
-                    bits: b,
-                },
-                log,
-            );
-            self.lookup(
-                TableKind::Range(b),
-                log,
-                Affine::of(&[(limb, 1)], 0),
-                Affine::of(&[], 0),
-            );
-            recompose.terms.push((limb, -(1i64 << shift)));
-            shift += b;
-        }
-        self.lin_checks.push(LinCheck {
-            log_len: log,
-            a: recompose,
-        });
-    }
-
-    /// `out = max(operands)` entrywise, all operands signed `bits`-bit: `out - op ≥ 0`
-    /// for each operand, and `Π (out - op) = 0`.
-    fn max_of(&mut self, out: usize, operands: &[Affine], bits: u32, log: usize) {
-        let mut factors = Vec::new();
-        for op in operands {
-            let mut d = Affine::of(&[(out, 1)], -op.constant);
-            d.terms.extend(op.terms.iter().map(|(v, c)| (*v, -c)));
-            self.range(d.clone(), bits, log);
-            factors.push(d);
-        }
-        self.zero_checks.push(ZeroCheck {
-            log_len: log,
-            factors,
-        });
-    }
-}
 
 fn check_bits(l: usize, what: &str, bits: u32, min: u32) -> Result<(), ModelError> {
     if !(min..=MAX_VALUE_BITS - 1).contains(&bits) {

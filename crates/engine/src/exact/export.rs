@@ -8,9 +8,11 @@
 // Geometry fields are named as the ONNX attributes they hold.
 #![allow(missing_docs)]
 
-use super::ir::{BinOp, Kind, Plan, Ty};
+use super::ir::{BinOp, Data, Kind, Plan, Ty};
+use super::run::quantize_input;
 use super::run::ExactModel;
 use crate::EngineError;
+use crate::{validate_input, Tensors};
 use std::sync::Arc;
 
 /// One value of the graph (a plan slot).
@@ -221,6 +223,22 @@ fn step_op(plan: &Plan, step: &super::ir::Step) -> ExactOp {
 }
 
 impl ExactModel {
+    /// The integer inputs exact mode runs on (after quantization), in the
+    /// model's input order.
+    pub fn quantize_inputs(&self, input: &Tensors) -> Result<Vec<Vec<i64>>, EngineError> {
+        validate_input(&self.info().inputs, input)?;
+        let f = self.params().frac_bits as i32;
+        let mut xs = vec![];
+        for spec in &self.info().inputs {
+            let x = quantize_input(&spec.name, &input.0[&spec.name], f)?;
+            xs.push(match x.data {
+                Data::I64(v) => v,
+                Data::Bool(v) => v.into_iter().map(i64::from).collect(),
+            });
+        }
+        Ok(xs)
+    }
+
     /// The compiled graph for the model's default input shapes (symbolic
     /// dimensions taken as 1).
     pub fn graph(&self) -> Result<ExactGraph, EngineError> {

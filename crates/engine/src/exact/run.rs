@@ -148,22 +148,6 @@ impl ExactModel {
         self.plan(&self.default_shapes())
     }
 
-    /// The integer inputs exact mode runs on (after quantization), in the
-    /// model's input order.
-    pub fn quantize_inputs(&self, input: &Tensors) -> Result<Vec<Vec<i64>>, EngineError> {
-        validate_input(&self.info.inputs, input)?;
-        let f = self.params.frac_bits as i32;
-        let mut xs = vec![];
-        for spec in &self.info.inputs {
-            let x = quantize_input(&spec.name, &input.0[&spec.name], f)?;
-            xs.push(match x.data {
-                Data::I64(v) => v,
-                Data::Bool(v) => v.into_iter().map(i64::from).collect(),
-            });
-        }
-        Ok(xs)
-    }
-
     /// The plan for these input shapes (cached).
     fn plan(&self, shapes: &[Vec<usize>]) -> Result<Arc<Plan>, EngineError> {
         if let Some(p) = lock(&self.plans).get(&shapes.to_vec()) {
@@ -357,7 +341,7 @@ fn typed_for(
 /// Input conversion (spec §2.3): floats to `round(x * 2^f)` (ties to even),
 /// an error for NaN, infinities and values outside `i32`; integers and
 /// booleans unchanged.
-fn quantize_input(name: &str, t: &VTensor, f: i32) -> Result<XT, EngineError> {
+pub(crate) fn quantize_input(name: &str, t: &VTensor, f: i32) -> Result<XT, EngineError> {
     let shape = t.shape.clone();
     let q = |i: usize, x: f64| {
         super::arith::quantize(x, f)

@@ -52,9 +52,10 @@ impl From<TxError> for ApiError {
                 StatusCode::PAYMENT_REQUIRED
             }
             TxError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            TxError::InvalidModel(_) | TxError::InvalidInput(_) | TxError::UnsupportedMode(_) => {
-                StatusCode::UNPROCESSABLE_ENTITY
-            }
+            TxError::InvalidModel(_)
+            | TxError::InvalidInput(_)
+            | TxError::UnsupportedMode(_)
+            | TxError::ZkUnsupported(_) => StatusCode::UNPROCESSABLE_ENTITY,
             TxError::BadSignature(_) => StatusCode::UNAUTHORIZED,
             _ => StatusCode::BAD_REQUEST,
         };

@@ -1,0 +1,93 @@
+//! Collects the relations of a model's layers (lookups, wide range checks by limbs, max
+//! gadgets) while [`crate::plan::Plan::new`] walks them.
+
+use crate::model::MAX_TABLE_BITS;
+use crate::plan::{Affine, AuxDef, LinCheck, Query, TableKind, ZeroCheck};
+
+/// Collects relations while the layers are walked.
+pub(crate) struct Builder {
+    pub nl: usize,
+    pub tables: Vec<TableKind>,
+    pub queries: Vec<Query>,
+    pub lin_checks: Vec<LinCheck>,
+    pub zero_checks: Vec<ZeroCheck>,
+    pub aux: Vec<AuxDef>,
+    pub aux_logs: Vec<usize>,
+}
+
+impl Builder {
+    pub(crate) fn table(&mut self, k: TableKind) -> usize {
+        if let Some(i) = self.tables.iter().position(|t| *t == k) {
+            i
+        } else {
+            self.tables.push(k);
+            self.tables.len() - 1
+        }
+    }
+
+    pub(crate) fn add_aux(&mut self, def: AuxDef, log: usize) -> usize {
+        self.aux.push(def);
+        self.aux_logs.push(log);
+        self.nl + self.aux.len()
+    }
+
+    pub(crate) fn lookup(&mut self, table: TableKind, log_len: usize, a: Affine, o: Affine) {
+        let table = self.table(table);
+        self.queries.push(Query {
+            table,
+            log_len,
+            a,
+            o,
+        });
+    }
+
+    /// `a ∈ [0, 2^bits)` entrywise: one range lookup, or 16-bit limbs (committed) with a
+    /// linear check that they recompose `a`.
+    pub(crate) fn range(&mut self, a: Affine, bits: u32, log: usize) {
+        if bits <= MAX_TABLE_BITS {
+            self.lookup(TableKind::Range(bits), log, a, Affine::of(&[], 0));
+            return;
+        }
+        let mut recompose = a.clone();
+        let mut shift = 0;
+        while shift < bits {
+            let b = (bits - shift).min(MAX_TABLE_BITS);
+            let limb = self.add_aux(
+                AuxDef::Limb {
+                    a: a.clone(),
+                    shift,
+                    bits: b,
+                },
+                log,
+            );
+            self.lookup(
+                TableKind::Range(b),
+                log,
+                Affine::of(&[(limb, 1)], 0),
+                Affine::of(&[], 0),
+            );
+            recompose.terms.push((limb, -(1i64 << shift)));
+            shift += b;
+        }
+        self.lin_checks.push(LinCheck {
+            log_len: log,
+            a: recompose,
+        });
+    }
+
+    /// `out = max(operands)` entrywise, all operands signed `bits`-bit: `out - op ≥ 0`
+    /// for each operand, and `Π (out - op) = 0`.
+    pub(crate) fn max_of(&mut self, out: usize, operands: &[Affine], bits: u32, log: usize) {
+        let mut factors = Vec::new();
+        for op in operands {
+            let mut d = Affine::of(&[(out, 1)], -op.constant);
+            d.terms.extend(op.terms.iter().map(|(v, c)| (*v, -c)));
+            self.range(d.clone(), bits, log);
+            factors.push(d);
+        }
+        self.zero_checks.push(ZeroCheck {
+            log_len: log,
+            factors,
+        });
+    }
+}
