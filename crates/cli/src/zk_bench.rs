@@ -210,3 +210,27 @@ pub fn run(args: &ZkBenchArgs, json_out: bool) -> Result<()> {
     println!("(Verity: median of the timed runs; setup = registration, i.e. the weight commitment. EZKL: setup = its key generation.)");
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_ezkl_script_table() {
+        let out = "step            seconds   peak MB  result\n\
+                   gen_settings       0.38        92  True\n\
+                   setup              6.37       442  True\n\
+                   prove              7.94       643  True\n\
+                   verify             0.08       643  True\n\
+                   proof bytes: 3072   (peak MB is the largest step so far)\n";
+        let s = parse_ezkl(out);
+        assert_eq!(s.setup_s, Some(6.37));
+        assert_eq!(s.prove_s, Some(7.94));
+        assert_eq!(s.peak_mb, Some(643.0));
+        assert_eq!(s.verify_s, Some(0.08));
+        assert_eq!(s.proof_bytes, Some(3072.0));
+        assert!(parse_ezkl("prove FAILED: no module named ezkl")
+            .prove_s
+            .is_none());
+    }
+}
