@@ -65,7 +65,25 @@ pub(crate) fn check_request(
         });
     }
     check_tensors(&m.inputs, &req.input, params.max_input_elements, "input")
-        .map_err(TxError::InvalidInput)
+        .map_err(TxError::InvalidInput)?;
+    if req.mode == Mode::Zk {
+        // the proof covers the model compiled for its declared shapes, symbolic ones as 1
+        for spec in &m.inputs {
+            let Some(t) = req.input.get(&spec.name) else {
+                continue;
+            };
+            for (i, (d, n)) in spec.shape.iter().zip(&t.shape).enumerate() {
+                if matches!(d, verity_primitives::Dim::Symbolic(_)) && *n != 1 {
+                    return Err(TxError::InvalidInput(format!(
+                        "zk mode proves one sample at a time: input `{}` dimension {i} is {n}, \
+                         must be 1",
+                        spec.name
+                    )));
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Outputs must match the manifest; exact mode writes float outputs as the

@@ -196,6 +196,26 @@ fn exact_receipts_bind_the_compiled_model_and_other_modes_wait() {
         l.check_tx(&exact(0, Mode::Zk), 16),
         Err(TxError::UnsupportedMode(_))
     ));
+    // zk mode proves one sample at a time: a batch of 2 on the symbolic dimension is refused
+    let mut batch = Tensors::default();
+    batch.0.insert(
+        "X".into(),
+        Tensor::new("X", vec![2, 2], TensorData::F32(vec![1.0, 2.0, 3.0, 4.0])).unwrap(),
+    );
+    let zk_batch = w.tx(
+        &w.alice,
+        0,
+        TxBody::Infer(InferenceRequest {
+            model: w.model.model_id,
+            input: batch,
+            mode: Mode::Zk,
+            max_fee: 500,
+        }),
+    );
+    match l.check_tx(&zk_batch, 16) {
+        Err(TxError::InvalidInput(m)) => assert!(m.contains("one sample"), "{m}"),
+        other => panic!("{other:?}"),
+    }
     let req = exact(0, Mode::Exact);
     w.block(&l, std::slice::from_ref(&req));
     w.block(&l, &[]);
