@@ -58,8 +58,7 @@ fn register(path: &PathBuf) -> Result<OnnxProver> {
 
 fn output_json(f: &ProofFile) -> serde_json::Value {
     f.output_tensors()
-        .ok()
-        .and_then(|t| t.0.values().next().map(|t| t.to_json()))
+        .map(|t| t.to_json())
         .unwrap_or(json!(null))
 }
 

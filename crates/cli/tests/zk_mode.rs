@@ -1,7 +1,8 @@
 //! `--mode zk` end to end on a devnet: the executor proves, every validator verifies the
 //! proof before settling, the receipt names the proof's hash and the model commitment, and
-//! `verity verify` checks the proof again offline. A model with operators the proof does not
-//! cover is refused at submission, naming them.
+//! `verity verify` checks the proof again offline, for the benchmark CNN and an example
+//! classifier with Softmax/ArgMax heads. A model with operators the proof does not cover is
+//! refused at submission, naming them.
 
 use anyhow::{Context, Result};
 use serde_json::Value;
@@ -72,20 +73,45 @@ fn zk_mode_proves_settles_and_verifies_offline() -> Result<()> {
     assert_eq!(code, 5, "{err}");
     assert!(err.contains("proof hash"), "{err}");
 
-    // a model the proof does not cover is refused up front, by operator name
-    let digits = root.join("examples/models/refs/sk_digits_mlp/sample_0.json");
-    let (code, _, err) = c.cli(&[
+    // an example classifier (Softmax and ArgMax heads, two outputs) proves and settles too,
+    // with onnxruntime's label
+    let digits = root.join("examples/models/refs/np_digits_cnn/sample_0.json");
+    let (code, out, err) = c.cli(&[
         "infer",
-        "sk_digits_mlp",
+        "np_digits_cnn",
         "--mode",
         "zk",
+        "--json",
         "--input-file",
         digits.to_str().unwrap(),
     ])?;
+    assert_eq!(code, 0, "{out}{err}");
+    let v: Value = serde_json::from_str(&out)?;
+    let reference: Value = serde_json::from_str(&std::fs::read_to_string(&digits)?)?;
+    assert_eq!(
+        v["outputs"]["label"]["data"], reference["outputs"]["label"]["data"],
+        "{v}"
+    );
+    let id = v["receipt_id"].as_str().context("receipt id")?.to_string();
+    let (code, out, err) = c.cli(&["--json", "verify", &id])?;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("zk proof verified"), "{out}");
+
+    // a model the proof does not cover is refused up front, by operator name
+    let iris = root.join("examples/models/refs/sk_iris_logreg/sample_0.json");
+    let (code, _, err) = c.cli(&[
+        "infer",
+        "sk_iris_logreg",
+        "--mode",
+        "zk",
+        "--input-file",
+        iris.to_str().unwrap(),
+    ])?;
     assert_eq!(code, 4, "{err}");
     assert!(
-        err.contains("zk_unsupported") && err.contains("Softmax"),
+        err.contains("zk_unsupported") && err.contains("Abs"),
         "{err}"
     );
+    assert!(err.contains("422"), "{err}");
     Ok(())
 }

@@ -87,7 +87,7 @@ impl Builder {
         }
         self.zero_checks.push(ZeroCheck {
             log_len: log,
-            factors,
+            terms: vec![(1, factors)],
         });
     }
 }

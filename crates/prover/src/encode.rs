@@ -72,6 +72,47 @@ impl ModelCommitment {
                     put_window(&mut w, win);
                     w.extend_from_slice(&in_bits.to_le_bytes());
                 }
+                LayerSpec::Copy { src } => {
+                    w.push(7);
+                    w.extend_from_slice(&(*src as u64).to_le_bytes());
+                }
+                LayerSpec::ArgMax {
+                    lanes,
+                    n,
+                    last,
+                    in_bits,
+                } => {
+                    w.push(8);
+                    w.extend_from_slice(&(*lanes as u64).to_le_bytes());
+                    w.extend_from_slice(&(*n as u64).to_le_bytes());
+                    w.push(u8::from(*last));
+                    w.extend_from_slice(&in_bits.to_le_bytes());
+                }
+                LayerSpec::Softmax {
+                    lanes,
+                    n,
+                    fx,
+                    fo,
+                    grid,
+                    lo,
+                    exp,
+                } => {
+                    w.push(9);
+                    w.extend_from_slice(&(*lanes as u64).to_le_bytes());
+                    w.extend_from_slice(&(*n as u64).to_le_bytes());
+                    for x in [fx, fo, grid] {
+                        w.extend_from_slice(&x.to_le_bytes());
+                    }
+                    w.extend_from_slice(&lo.to_le_bytes());
+                    put_values(&mut w, exp);
+                }
+                LayerSpec::Concat { parts } => {
+                    w.push(10);
+                    w.extend_from_slice(&(parts.len() as u64).to_le_bytes());
+                    for p in parts {
+                        w.extend_from_slice(&(*p as u64).to_le_bytes());
+                    }
+                }
             }
         }
         w.extend_from_slice(&self.weights_root);
@@ -132,6 +173,35 @@ impl ModelCommitment {
                     win: r.window()?,
                     in_bits: r.u32()?,
                 },
+                7 => LayerSpec::Copy { src: r.usize()? },
+                8 => LayerSpec::ArgMax {
+                    lanes: r.usize()?,
+                    n: r.usize()?,
+                    last: match r.u8()? {
+                        0 => false,
+                        1 => true,
+                        _ => return Err(DecodeError("bad flag")),
+                    },
+                    in_bits: r.u32()?,
+                },
+                9 => LayerSpec::Softmax {
+                    lanes: r.usize()?,
+                    n: r.usize()?,
+                    fx: r.u32()?,
+                    fo: r.u32()?,
+                    grid: r.u32()?,
+                    lo: r.u64()? as i64,
+                    exp: r.values(1 << MAX_TABLE_BITS)?,
+                },
+                10 => {
+                    let n = r.usize()?;
+                    if n > 64 {
+                        return Err(DecodeError("too many parts"));
+                    }
+                    LayerSpec::Concat {
+                        parts: (0..n).map(|_| r.usize()).collect::<Result<_, _>>()?,
+                    }
+                }
                 _ => return Err(DecodeError("bad layer tag")),
             };
             layers.push(l);

@@ -11,8 +11,9 @@
 //! a wrong proof).
 
 use crate::field::ceil_log2;
-use crate::model::{Layer, Rounding, Window};
-use verity_engine::exact::{ExactGraph, ExactOp, ExactStep};
+use crate::model::{Layer, LookupTable, Rounding, Window};
+use std::collections::HashMap;
+use verity_engine::exact::{softmax_exp_table, ExactGraph, ExactOp, ExactStep};
 
 /// Width of every proven value (input, activations, outputs): signed 32-bit.
 pub const VALUE_BITS: u32 = 32;
@@ -28,17 +29,24 @@ pub enum LowerError {
     Structure(String),
 }
 
+/// One graph output, in the order the proven output vector concatenates them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutputSpec {
+    pub name: String,
+    pub shape: Vec<usize>,
+    /// Fractional bits of a fixed-point output; `None` for integers.
+    pub frac: Option<i32>,
+}
+
 /// The prover's view of an exact-mode model.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lowered {
-    /// The chain of layers.
+    /// The layers (a chain; `Copy` layers bring back earlier vectors at branches).
     pub layers: Vec<Layer>,
     /// Input length (all graph input elements, row-major).
     pub input_len: usize,
-    /// The graph's output name, shape and fractional bits.
-    pub output_name: String,
-    pub output_shape: Vec<usize>,
-    pub output_frac: Option<i32>,
+    /// The graph's outputs, concatenated in this order in the proven output.
+    pub outputs: Vec<OutputSpec>,
 }
 
 /// How a vector lays out its tensor.
@@ -90,19 +98,19 @@ pub fn lower(graph: &ExactGraph) -> Result<Lowered, LowerError> {
     let [(_, input)] = graph.inputs.as_slice() else {
         return Err(structure("the model must have exactly one input"));
     };
-    let [(out_name, out_slot)] = graph.outputs.as_slice() else {
-        return Err(structure("the model must have exactly one output"));
-    };
+    if graph.outputs.is_empty() {
+        return Err(structure("the model has no output"));
+    }
     let val = |s: usize| &graph.values[s];
     if val(*input).frac.is_none() {
         return Err(structure("the input must be a floating-point tensor"));
     }
     let konst = |s: usize| graph.consts.iter().find(|(c, _)| *c == s).map(|(_, v)| v);
     let input_len: usize = val(*input).shape.iter().product();
-    let mut cur = *input;
-    let mut len = input_len;
-    let mut layout = Layout::Dense;
-    let mut layers = Vec::new();
+    // where each graph value lives: its vector and layout
+    let mut at: HashMap<usize, (usize, Layout)> = HashMap::new();
+    at.insert(*input, (0, Layout::Dense));
+    let mut layers: Vec<Layer> = Vec::new();
     let rescale = |layers: &mut Vec<Layer>, shift: i32| -> Result<(), LowerError> {
         if shift < 0 {
             return Err(structure("a product with a negative rescale"));
@@ -123,11 +131,22 @@ pub fn lower(graph: &ExactGraph) -> Result<Lowered, LowerError> {
             .copied()
             .filter(|s| konst(*s).is_none())
             .collect();
-        if dynamic != [cur] || step.outputs.len() != 1 {
+        let ([x], [out]) = (dynamic.as_slice(), step.outputs.as_slice()) else {
             return Err(chain_error(step));
+        };
+        let (xv, layout) = *at.get(x).ok_or_else(|| chain_error(step))?;
+        let out = *out;
+        if step.op == ExactOp::Reshape {
+            at.insert(out, (xv, layout));
+            continue;
         }
-        let out = step.outputs[0];
-        let out_len: usize = val(out).shape.iter().product();
+        // bring the operand to the end of the chain
+        if xv != layers.len() {
+            layers.push(Layer::Copy { src: xv });
+        }
+        let len = *vector_lens(input_len, &layers).last().unwrap_or(&input_len);
+        let elems = |s: usize| val(s).shape.iter().product::<usize>();
+        let mut new_layout = Layout::Dense;
         match &step.op {
             ExactOp::MatVec(m) => {
                 let mut w = vec![0i64; m.n * len];
@@ -144,29 +163,21 @@ pub fn lower(graph: &ExactGraph) -> Result<Lowered, LowerError> {
                     bias: vec![0; m.n],
                 });
                 rescale(&mut layers, m.shift)?;
-                (len, layout) = (m.n, Layout::Dense);
             }
             ExactOp::Conv(c) => {
                 let in_stride = match layout {
                     Layout::Dense => c.ih * c.iw,
                     Layout::Rows { stride, .. } => stride,
                 };
-                let win = Window {
-                    c: c.cin,
-                    ih: c.ih,
-                    iw: c.iw,
+                let win = window(
+                    c.cin,
                     in_stride,
-                    oh: c.oh,
-                    ow: c.ow,
-                    kh: c.kh,
-                    kw: c.kw,
-                    sh: c.sh,
-                    sw: c.sw,
-                    dh: c.dh,
-                    dw: c.dw,
-                    ph: c.ph,
-                    pw: c.pw,
-                };
+                    c.ih,
+                    c.iw,
+                    c.oh,
+                    c.ow,
+                    [c.kh, c.kw, c.sh, c.sw, c.dh, c.dw, c.ph, c.pw],
+                );
                 layers.push(Layer::Conv {
                     win,
                     cout: c.cout,
@@ -174,11 +185,9 @@ pub fn lower(graph: &ExactGraph) -> Result<Lowered, LowerError> {
                     bias: c.bias.clone(),
                 });
                 rescale(&mut layers, c.shift)?;
-                let stride = 1usize << ceil_log2(c.oh * c.ow);
-                len = c.cout * stride;
-                layout = Layout::Rows {
+                new_layout = Layout::Rows {
                     plane: c.oh * c.ow,
-                    stride,
+                    stride: 1usize << ceil_log2(c.oh * c.ow),
                 };
             }
             ExactOp::MaxPool(p) => {
@@ -186,31 +195,23 @@ pub fn lower(graph: &ExactGraph) -> Result<Lowered, LowerError> {
                     Layout::Dense => p.ih * p.iw,
                     Layout::Rows { stride, .. } => stride,
                 };
-                let win = Window {
-                    c: p.c,
-                    ih: p.ih,
-                    iw: p.iw,
+                let win = window(
+                    p.c,
                     in_stride,
-                    oh: p.oh,
-                    ow: p.ow,
-                    kh: p.kh,
-                    kw: p.kw,
-                    sh: p.sh,
-                    sw: p.sw,
-                    dh: p.dh,
-                    dw: p.dw,
-                    ph: p.ph,
-                    pw: p.pw,
-                };
+                    p.ih,
+                    p.iw,
+                    p.oh,
+                    p.ow,
+                    [p.kh, p.kw, p.sh, p.sw, p.dh, p.dw, p.ph, p.pw],
+                );
                 layers.push(Layer::MaxPool {
                     win,
                     in_bits: VALUE_BITS,
                 });
-                (len, layout) = (p.c * p.oh * p.ow, Layout::Dense);
             }
             ExactOp::Add | ExactOp::Sub => {
                 let (ci, cv) = const_operand(step, &konst).ok_or_else(|| chain_error(step))?;
-                if layout != Layout::Dense || out_len != len {
+                if layout != Layout::Dense || elems(out) != len {
                     return Err(structure(format!(
                         "node `{}`: an addition that broadcasts its input",
                         step.name
@@ -233,38 +234,161 @@ pub fn lower(graph: &ExactGraph) -> Result<Lowered, LowerError> {
             }
             ExactOp::Max => {
                 let (_, cv) = const_operand(step, &konst).ok_or_else(|| chain_error(step))?;
-                let in_len: usize = val(cur).shape.iter().product();
-                if cv.iter().any(|x| *x != 0) || out_len != in_len {
+                if cv.iter().any(|x| *x != 0) || elems(out) != elems(*x) {
                     return Err(LowerError::Unsupported(vec![step.op_name.clone()]));
                 }
                 layers.push(Layer::Relu {
                     in_bits: VALUE_BITS,
                 });
+                new_layout = layout;
             }
-            ExactOp::Rescale { shift } => rescale(&mut layers, *shift)?,
+            ExactOp::Rescale { shift } => {
+                rescale(&mut layers, *shift)?;
+                new_layout = layout;
+            }
+            ExactOp::DivConst { shift, divisor } => {
+                let k = divisor.trailing_zeros() as i32;
+                if *divisor <= 0 || divisor.count_ones() != 1 || k < *shift {
+                    return Err(LowerError::Unsupported(vec![format!(
+                        "{} (by {divisor})",
+                        step.op_name
+                    )]));
+                }
+                if k > *shift {
+                    layers.push(Layer::Rescale {
+                        shift: (k - shift) as u32,
+                        rounding: Rounding::HalfEven,
+                        out_bits: VALUE_BITS,
+                    });
+                } else {
+                    layers.push(Layer::Copy { src: layers.len() });
+                }
+                new_layout = layout;
+            }
+            ExactOp::Softmax { axis, .. } | ExactOp::ArgMax { axis, .. }
+                if layout != Layout::Dense || *axis + 1 != val(*x).shape.len() =>
+            {
+                return Err(structure(format!(
+                    "node `{}` ({}): only the last axis of a dense tensor",
+                    step.name, step.op_name
+                )));
+            }
+            ExactOp::Softmax { fx, fo, .. } => {
+                let n = *val(*x).shape.last().unwrap_or(&1);
+                let (grid, lo, exp) = softmax_exp_table().map_err(|e| structure(e.to_string()))?;
+                let ok = *fx >= grid && *fo > 0;
+                if !ok {
+                    return Err(structure(format!("node `{}`: softmax scales", step.name)));
+                }
+                layers.push(Layer::Softmax {
+                    lanes: elems(*x) / n.max(1),
+                    n,
+                    fx: *fx as u32,
+                    fo: *fo as u32,
+                    grid: grid as u32,
+                    lo,
+                    exp,
+                });
+            }
+            ExactOp::ArgMax { last, .. } => {
+                let n = *val(*x).shape.last().unwrap_or(&1);
+                layers.push(Layer::ArgMax {
+                    lanes: elems(*x) / n.max(1),
+                    n,
+                    last: *last,
+                    in_bits: VALUE_BITS,
+                });
+            }
+            ExactOp::GatherConst { data } => {
+                layers.push(Layer::Lookup(LookupTable {
+                    in_min: 0,
+                    values: data.clone(),
+                }));
+            }
             ExactOp::Reshape => {}
             ExactOp::Min | ExactOp::Other(_) => {
                 return Err(LowerError::Unsupported(vec![step.op_name.clone()]))
             }
         }
-        cur = out;
+        at.insert(out, (layers.len(), new_layout));
     }
-    if cur != *out_slot {
-        return Err(structure("the output is not the end of the chain"));
+    let mut parts = Vec::new();
+    let mut outputs = Vec::new();
+    for (name, slot) in &graph.outputs {
+        let (v, layout) = *at
+            .get(slot)
+            .ok_or_else(|| structure(format!("output `{name}` is not computed by the chain")))?;
+        if layout != Layout::Dense {
+            return Err(structure("an output is a convolution's output"));
+        }
+        parts.push(v);
+        outputs.push(OutputSpec {
+            name: name.clone(),
+            shape: val(*slot).shape.clone(),
+            frac: val(*slot).frac,
+        });
     }
-    if layout != Layout::Dense {
-        return Err(structure("the output is a convolution's output"));
-    }
-    if layers.is_empty() {
-        return Err(structure("the model computes nothing"));
+    match parts.as_slice() {
+        [v] if *v == layers.len() && *v > 0 => {}
+        [v] => layers.push(Layer::Copy { src: *v }),
+        _ => layers.push(Layer::Concat { parts }),
     }
     Ok(Lowered {
         layers,
         input_len,
-        output_name: out_name.clone(),
-        output_shape: val(*out_slot).shape.clone(),
-        output_frac: val(*out_slot).frac,
+        outputs,
     })
+}
+
+/// The length of every vector of the chain so far (vector 0 is the input).
+fn vector_lens(input_len: usize, layers: &[Layer]) -> Vec<usize> {
+    let mut lens = vec![input_len];
+    for l in layers {
+        let last = *lens.last().unwrap_or(&0);
+        lens.push(match l {
+            Layer::MatMul { rows, .. } => *rows,
+            Layer::Conv { win, cout, .. } => cout << ceil_log2(win.out_plane()),
+            Layer::MaxPool { win, .. } => win.c * win.out_plane(),
+            Layer::Copy { src } => lens.get(*src).copied().unwrap_or(0),
+            Layer::ArgMax { lanes, .. } => *lanes,
+            Layer::Softmax { lanes, n, .. } => lanes * n,
+            Layer::Concat { parts } => parts
+                .iter()
+                .map(|p| lens.get(*p).copied().unwrap_or(0))
+                .sum(),
+            _ => last,
+        });
+    }
+    lens
+}
+
+#[allow(clippy::too_many_arguments)]
+fn window(
+    c: usize,
+    in_stride: usize,
+    ih: usize,
+    iw: usize,
+    oh: usize,
+    ow: usize,
+    g: [usize; 8],
+) -> Window {
+    let [kh, kw, sh, sw, dh, dw, ph, pw] = g;
+    Window {
+        c,
+        ih,
+        iw,
+        in_stride,
+        oh,
+        ow,
+        kh,
+        kw,
+        sh,
+        sw,
+        dh,
+        dw,
+        ph,
+        pw,
+    }
 }
 
 fn chain_error(step: &ExactStep) -> LowerError {

@@ -177,6 +177,46 @@ impl ProverModel {
                     }
                     o
                 }
+                Layer::Copy { src } => out[*src].clone(),
+                Layer::ArgMax {
+                    lanes,
+                    n,
+                    last,
+                    in_bits,
+                } => {
+                    check_range(l, a, *in_bits, "argmax input")?;
+                    let mut o = vec![0i64; size];
+                    for (i, v) in o.iter_mut().enumerate().take(*lanes) {
+                        *v = argmax(&a[i * n..(i + 1) * n], *last) as i64;
+                    }
+                    o
+                }
+                Layer::Softmax {
+                    lanes,
+                    n,
+                    fx,
+                    fo,
+                    grid,
+                    lo,
+                    exp,
+                } => {
+                    check_range(l, a, crate::plan::SOFTMAX_IN_BITS, "softmax input")?;
+                    let mut o = vec![0i64; size];
+                    let sh = fx - grid;
+                    for i in 0..*lanes {
+                        let row = &a[i * n..(i + 1) * n];
+                        o[i * n..(i + 1) * n].copy_from_slice(&softmax(row, sh, *lo, exp, *fo));
+                    }
+                    o
+                }
+                Layer::Concat { parts } => {
+                    let mut o = Vec::with_capacity(size);
+                    for part in parts {
+                        o.extend_from_slice(&out[*part][..p.lens[*part]]);
+                    }
+                    o.resize(size, 0);
+                    o
+                }
                 Layer::MaxPool { win, in_bits } => {
                     let (lo, hi) = signed_range(*in_bits);
                     if let Some((index, v)) =
@@ -231,8 +271,115 @@ impl ProverModel {
                         }
                     })
                     .collect(),
+                AuxDef::Max(ops) => (0..n)
+                    .map(|i| {
+                        ops.iter()
+                            .map(|a| eval_affine_ints(a, out, i))
+                            .max()
+                            .unwrap_or(0)
+                    })
+                    .collect(),
+                AuxDef::Floor { a, shift } => (0..n)
+                    .map(|i| eval_affine_ints(a, out, i) >> shift)
+                    .collect(),
+                AuxDef::RoundHalfEven { a, shift } => (0..n)
+                    .map(|i| round_half_even_shift(eval_affine_ints(a, out, i), *shift))
+                    .collect(),
+                AuxDef::Poly(terms) => (0..n)
+                    .map(|i| {
+                        terms
+                            .iter()
+                            .map(|(c, fs)| {
+                                fs.iter()
+                                    .map(|f| i128::from(eval_affine_ints(f, out, i)))
+                                    .product::<i128>()
+                                    * i128::from(*c)
+                            })
+                            .sum::<i128>() as i64
+                    })
+                    .collect(),
+                AuxDef::TableAt { a, layer } => {
+                    let Layer::Softmax { exp, .. } = &self.layers[*layer] else {
+                        unreachable!("a table aux refers to a softmax layer")
+                    };
+                    (0..n)
+                        .map(|i| {
+                            let idx = eval_affine_ints(a, out, i).clamp(0, exp.len() as i64);
+                            exp[(idx as usize).min(exp.len() - 1)]
+                        })
+                        .collect()
+                }
+                AuxDef::OneHot { gs, k, last } => (0..n)
+                    .map(|i| {
+                        let row: Vec<i64> = gs.iter().map(|g| out[*g][i]).collect();
+                        i64::from(argmax(&row, *last) == *k)
+                    })
+                    .collect(),
             };
             out.push(v);
         }
+    }
+}
+
+fn check_range(l: usize, a: &[i64], bits: u32, what: &'static str) -> Result<(), ProveError> {
+    let (lo, hi) = signed_range(bits);
+    match a.iter().enumerate().find(|(_, v)| !(lo..hi).contains(*v)) {
+        Some((index, v)) => Err(ProveError::OutOfRange {
+            layer: l,
+            index,
+            value: *v,
+            what,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// The index of the first (or last) maximum.
+pub(crate) fn argmax(row: &[i64], last: bool) -> usize {
+    let mut best = 0;
+    for (k, v) in row.iter().enumerate() {
+        if *v > row[best] || (last && *v == row[best]) {
+            best = k;
+        }
+    }
+    best
+}
+
+/// Exact mode's table lookup of `d ≤ 0` (grid shift `sh`): the clamped grid point, the
+/// remainder, and the value.
+pub(crate) fn exp_lookup(d: i64, sh: u32, lo: i64, exp: &[i64]) -> (i64, i64, i64) {
+    let dc = d.max(lo << sh);
+    let j = dc >> sh;
+    let r = dc - (j << sh);
+    let i = (j - lo) as usize;
+    let e = if r == 0 {
+        exp[i]
+    } else {
+        exp[i] + round_half_even_shift((exp[i + 1] - exp[i]) * r, sh)
+    };
+    (j, r, e)
+}
+
+/// Exact mode's Softmax of one row (spec §4.9).
+pub(crate) fn softmax(row: &[i64], sh: u32, lo: i64, exp: &[i64], fo: u32) -> Vec<i64> {
+    let m = row.iter().copied().max().unwrap_or(0);
+    let e: Vec<i64> = row
+        .iter()
+        .map(|x| exp_lookup(x - m, sh, lo, exp).2)
+        .collect();
+    let s: i128 = e.iter().map(|v| i128::from(*v)).sum();
+    e.iter()
+        .map(|v| div_round_half_even(i128::from(*v) << fo, s) as i64)
+        .collect()
+}
+
+/// `n / d` rounded to nearest, ties to even (`d > 0`).
+pub(crate) fn div_round_half_even(n: i128, d: i128) -> i128 {
+    let q = n.div_euclid(d);
+    let r = n - q * d;
+    if 2 * r > d || (2 * r == d && q & 1 == 1) {
+        q + 1
+    } else {
+        q
     }
 }

@@ -1,14 +1,15 @@
 //! The standalone proof file: everything a verifier needs, in one versioned binary.
 //!
 //! Layout (integers little-endian, lengths `u64`):
-//! `"VPRF" | version 1 | model id [32] | output frac (i32; i32::MIN = integer) |
-//!  output name (len, UTF-8) | output shape (len, u64…) | commitment (len, bytes) | input (len, i64…) |
+//! `"VPRF" | version 1 | model id [32] | outputs (count; each: frac (i32; i32::MIN =
+//!  integer), name (len, UTF-8), shape (len, u64…)) | commitment (len, bytes) | input (len, i64…) |
 //!  output (len, i64…) | proof (len, bytes)`; trailing bytes are rejected.
 //!
 //! `model id` is the compiled exact-mode model id (`sha256("verity-exact-v1" ‖ sha256(onnx)
 //! ‖ params)`): informational for the verifier, checked when the ONNX file is at hand.
 
 use crate::error::{DecodeError, VerifyError};
+use crate::exact::OutputSpec;
 use crate::model::ModelCommitment;
 use crate::protocol::{verify, Proof};
 use verity_engine::exact::dequantize;
@@ -25,11 +26,9 @@ const MAX_VALUES: usize = 1 << 24;
 pub struct ProofFile {
     /// The compiled exact-mode model id.
     pub model_id: [u8; 32],
-    /// Fractional bits of the output (`None`: integer output).
-    pub output_frac: Option<i32>,
-    /// The output tensor's name and shape.
-    pub output_name: String,
-    pub output_shape: Vec<usize>,
+    /// The output tensors (name, shape, fractional bits), whose values `output`
+    /// concatenates in this order.
+    pub outputs: Vec<OutputSpec>,
     /// The model commitment.
     pub commitment: ModelCommitment,
     /// The input integers (exact mode's quantized input).
@@ -47,13 +46,16 @@ impl ProofFile {
         w.extend_from_slice(MAGIC);
         w.push(FILE_VERSION);
         w.extend_from_slice(&self.model_id);
-        w.extend_from_slice(&self.output_frac.unwrap_or(i32::MIN).to_le_bytes());
         let len = |w: &mut Vec<u8>, n: usize| w.extend_from_slice(&(n as u64).to_le_bytes());
-        len(&mut w, self.output_name.len());
-        w.extend_from_slice(self.output_name.as_bytes());
-        len(&mut w, self.output_shape.len());
-        for d in &self.output_shape {
-            len(&mut w, *d);
+        len(&mut w, self.outputs.len());
+        for o in &self.outputs {
+            w.extend_from_slice(&o.frac.unwrap_or(i32::MIN).to_le_bytes());
+            len(&mut w, o.name.len());
+            w.extend_from_slice(o.name.as_bytes());
+            len(&mut w, o.shape.len());
+            for d in &o.shape {
+                len(&mut w, *d);
+            }
         }
         let c = self.commitment.to_bytes();
         len(&mut w, c.len());
@@ -80,14 +82,23 @@ impl ProofFile {
         }
         let mut model_id = [0u8; 32];
         model_id.copy_from_slice(r.take(32)?);
-        let frac = i32::from_le_bytes(r.take(4)?.try_into().expect("4 bytes"));
-        let nlen = r.len(1024)?;
-        let output_name = String::from_utf8(r.take(nlen)?.to_vec())
-            .map_err(|_| DecodeError("output name is not UTF-8"))?;
-        let ndim = r.len(16)?;
-        let output_shape = (0..ndim)
-            .map(|_| r.len(usize::MAX))
-            .collect::<Result<_, _>>()?;
+        let count = r.len(64)?;
+        let mut outputs = Vec::with_capacity(count);
+        for _ in 0..count {
+            let frac = i32::from_le_bytes(r.take(4)?.try_into().expect("4 bytes"));
+            let nlen = r.len(1024)?;
+            let name = String::from_utf8(r.take(nlen)?.to_vec())
+                .map_err(|_| DecodeError("output name is not UTF-8"))?;
+            let ndim = r.len(16)?;
+            let shape = (0..ndim)
+                .map(|_| r.len(MAX_VALUES))
+                .collect::<Result<_, _>>()?;
+            outputs.push(OutputSpec {
+                name,
+                shape,
+                frac: (frac != i32::MIN).then_some(frac),
+            });
+        }
         let clen = r.len(b.len())?;
         let commitment = ModelCommitment::from_bytes(r.take(clen)?)?;
         let input = r.ints()?;
@@ -99,9 +110,7 @@ impl ProofFile {
         }
         Ok(Self {
             model_id,
-            output_frac: (frac != i32::MIN).then_some(frac),
-            output_name,
-            output_shape,
+            outputs,
             commitment,
             input,
             output,
@@ -111,7 +120,11 @@ impl ProofFile {
 
     /// Verify the proof against the statement the file carries.
     pub fn verify(&self) -> Result<(), VerifyError> {
-        let n: usize = self.output_shape.iter().product();
+        let n: usize = self
+            .outputs
+            .iter()
+            .map(|o| o.shape.iter().product::<usize>())
+            .sum();
         if n != self.output.len() {
             return Err(VerifyError::Statement(
                 "output shape does not match the output".into(),
@@ -122,17 +135,25 @@ impl ProofFile {
 }
 
 impl ProofFile {
-    /// The output as exact mode returns it (fixed point as `float64`, exact).
+    /// The outputs as exact mode returns them (fixed point as `float64`, exact).
     pub fn output_tensors(&self) -> Result<Tensors, String> {
-        let data = match self.output_frac {
-            Some(f) => TensorData::F64(self.output.iter().map(|v| dequantize(*v, f)).collect()),
-            None => TensorData::I64(self.output.clone()),
-        };
-        let t = Tensor::new(&self.output_name, self.output_shape.clone(), data)
-            .map_err(|e| e.to_string())?;
-        Ok(Tensors(
-            [(self.output_name.clone(), t)].into_iter().collect(),
-        ))
+        let mut out = Tensors::default();
+        let mut at = 0usize;
+        for o in &self.outputs {
+            let n: usize = o.shape.iter().product();
+            let vals = self
+                .output
+                .get(at..at + n)
+                .ok_or("the output is shorter than its shapes")?;
+            at += n;
+            let data = match o.frac {
+                Some(f) => TensorData::F64(vals.iter().map(|v| dequantize(*v, f)).collect()),
+                None => TensorData::I64(vals.to_vec()),
+            };
+            let t = Tensor::new(&o.name, o.shape.clone(), data).map_err(|e| e.to_string())?;
+            out.0.insert(o.name.clone(), t);
+        }
+        Ok(out)
     }
 
     /// Checks that this file's statement is about `input` and `output`: its input is
@@ -221,9 +242,11 @@ mod tests {
         let (y, proof) = prove(&m, &x).unwrap();
         let f = ProofFile {
             model_id: [7; 32],
-            output_frac: Some(16),
-            output_name: "y".into(),
-            output_shape: vec![1, 2],
+            outputs: vec![OutputSpec {
+                name: "y".into(),
+                shape: vec![1, 2],
+                frac: Some(16),
+            }],
             commitment: m.commitment().clone(),
             input: x,
             output: y,
@@ -236,7 +259,7 @@ mod tests {
         assert!(ProofFile::from_bytes(&b[..b.len() - 1]).is_err());
         assert!(ProofFile::from_bytes(&[b.as_slice(), &[0]].concat()).is_err());
         // every byte after the model id and frac matters
-        for i in (50..b.len()).step_by(7) {
+        for i in (60..b.len()).step_by(7) {
             let mut t = b.clone();
             t[i] ^= 0x10;
             if let Ok(h) = ProofFile::from_bytes(&t) {

@@ -31,6 +31,7 @@ pub mod exact;
 mod exec;
 pub mod field;
 pub mod file;
+mod heads;
 pub mod logup;
 pub mod merkle;
 pub mod mle;

@@ -215,6 +215,30 @@ pub enum Layer {
     /// Max pooling over the window's valid taps; output dense `c × oh·ow`; input checked
     /// to be a signed `in_bits`-bit integer.
     MaxPool { win: Window, in_bits: u32 },
+    /// `out = vector src` (a branch: a later layer reads an earlier vector).
+    Copy { src: usize },
+    /// The index of the maximum of each row of a dense `lanes × n` input (the first one,
+    /// or the last with `last`); the input is signed `in_bits`-bit.
+    ArgMax {
+        lanes: usize,
+        n: usize,
+        last: bool,
+        in_bits: u32,
+    },
+    /// Exact mode's Softmax over each row of a dense `lanes × n` input of `Q(fx)` values,
+    /// output `Q(fo)`: the exp table has grid bits `grid`, first grid index `lo` and
+    /// entries `exp` (scale `2^30`); see `docs/exact-mode.md` §4.4 and §4.9.
+    Softmax {
+        lanes: usize,
+        n: usize,
+        fx: u32,
+        fo: u32,
+        grid: u32,
+        lo: i64,
+        exp: Vec<i64>,
+    },
+    /// The concatenation of vectors `parts` (their used lengths), in order.
+    Concat { parts: Vec<usize> },
 }
 
 /// One layer without its weights (public).
@@ -246,6 +270,27 @@ pub enum LayerSpec {
     AddConst { values: Vec<i64>, out_bits: u32 },
     /// See [`Layer::MaxPool`].
     MaxPool { win: Window, in_bits: u32 },
+    /// See [`Layer::Copy`].
+    Copy { src: usize },
+    /// See [`Layer::ArgMax`].
+    ArgMax {
+        lanes: usize,
+        n: usize,
+        last: bool,
+        in_bits: u32,
+    },
+    /// See [`Layer::Softmax`] (the table is public).
+    Softmax {
+        lanes: usize,
+        n: usize,
+        fx: u32,
+        fo: u32,
+        grid: u32,
+        lo: i64,
+        exp: Vec<i64>,
+    },
+    /// See [`Layer::Concat`].
+    Concat { parts: Vec<usize> },
 }
 
 /// The public commitment to a model: everything a verifier needs.
@@ -337,9 +382,10 @@ impl ProverModel {
             return Err(ModelError::InputBits(input_bits));
         }
         // bounds first (an accumulator's bound depends on its weights and the input bound)
-        let mut bound: u64 = 1u64 << (input_bits - 1);
+        let mut bounds: Vec<u64> = vec![1u64 << (input_bits - 1)];
         let mut specs = Vec::with_capacity(layers.len());
         for (l, layer) in layers.iter().enumerate() {
+            let bound = bounds[l];
             let spec = match layer {
                 Layer::MatMul {
                     rows,
@@ -387,8 +433,40 @@ impl ProverModel {
                     win: *win,
                     in_bits: *in_bits,
                 },
+                Layer::Copy { src } => LayerSpec::Copy { src: *src },
+                Layer::ArgMax {
+                    lanes,
+                    n,
+                    last,
+                    in_bits,
+                } => LayerSpec::ArgMax {
+                    lanes: *lanes,
+                    n: *n,
+                    last: *last,
+                    in_bits: *in_bits,
+                },
+                Layer::Softmax {
+                    lanes,
+                    n,
+                    fx,
+                    fo,
+                    grid,
+                    lo,
+                    exp,
+                } => LayerSpec::Softmax {
+                    lanes: *lanes,
+                    n: *n,
+                    fx: *fx,
+                    fo: *fo,
+                    grid: *grid,
+                    lo: *lo,
+                    exp: exp.clone(),
+                },
+                Layer::Concat { parts } => LayerSpec::Concat {
+                    parts: parts.clone(),
+                },
             };
-            bound = match &spec {
+            let bound = match &spec {
                 LayerSpec::MatMul { out_bound, .. } | LayerSpec::Conv { out_bound, .. } => {
                     *out_bound
                 }
@@ -401,7 +479,16 @@ impl ProverModel {
                 LayerSpec::Lookup(t) => {
                     t.values.iter().map(|v| v.unsigned_abs()).max().unwrap_or(0)
                 }
+                LayerSpec::Copy { src } => bounds.get(*src).copied().unwrap_or(0),
+                LayerSpec::ArgMax { n, .. } => *n as u64,
+                LayerSpec::Softmax { fo, .. } => 1u64 << (*fo).min(62),
+                LayerSpec::Concat { parts } => parts
+                    .iter()
+                    .map(|p| bounds.get(*p).copied().unwrap_or(0))
+                    .max()
+                    .unwrap_or(0),
             };
+            bounds.push(bound);
             specs.push(spec);
         }
         let mut commitment = ModelCommitment {

@@ -76,15 +76,18 @@ impl OnnxProver {
         }
         let x = xs.remove(0);
         let (y, proof) = prove(&self.model, &x)?;
-        let expected = self.exact.run_exact(input)?;
-        if expected.len() != 1 || expected[0].values != y {
+        let expected: Vec<i64> = self
+            .exact
+            .run_exact(input)?
+            .into_iter()
+            .flat_map(|o| o.values)
+            .collect();
+        if expected != y {
             return Err(ZkError::Mismatch);
         }
         Ok(ProofFile {
             model_id: self.exact.id(),
-            output_frac: self.lowered.output_frac,
-            output_name: self.lowered.output_name.clone(),
-            output_shape: self.lowered.output_shape.clone(),
+            outputs: self.lowered.outputs.clone(),
             commitment: self.model.commitment().clone(),
             input: x,
             output: y,

@@ -65,11 +65,18 @@ pub(crate) struct LinCheck {
     pub a: Affine,
 }
 
-/// `Π_i factors_i = 0` entrywise on vectors of size `2^log_len`.
+/// `Σ_t c_t·Π_i A_{t,i} = 0` entrywise on vectors of size `2^log_len`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ZeroCheck {
     pub log_len: usize,
-    pub factors: Vec<Affine>,
+    pub terms: Vec<(i64, Vec<Affine>)>,
+}
+
+impl ZeroCheck {
+    /// The sumcheck degree: the longest product plus the eq factor.
+    pub fn degree(&self) -> usize {
+        self.terms.iter().map(|(_, f)| f.len()).max().unwrap_or(0) + 1
+    }
 }
 
 /// Marks a gathered entry that reads nothing (value 0).
@@ -84,6 +91,22 @@ pub(crate) enum AuxDef {
     Limb { a: Affine, shift: u32, bits: u32 },
     /// `src[map[i]]` (0 where `map[i] == NO_SRC`); proven by a wiring sumcheck.
     Gather { src: usize, map: Vec<u32> },
+    /// The entrywise maximum of affine forms.
+    Max(Vec<Affine>),
+    /// `a >> shift` (floor).
+    Floor { a: Affine, shift: u32 },
+    /// `round_shift(a, shift)`, ties to even.
+    RoundHalfEven { a: Affine, shift: u32 },
+    /// `Σ c·Π factors`.
+    Poly(Vec<(i64, Vec<Affine>)>),
+    /// Entry `min(a, len)` of layer `layer`'s Softmax table extended by its last entry.
+    TableAt { a: Affine, layer: usize },
+    /// `[k is the first (or last) index of the maximum of vectors gs]`.
+    OneHot {
+        gs: Vec<usize>,
+        k: usize,
+        last: bool,
+    },
 }
 
 /// A matrix product `Z = W·X + b ⊗ valid`: `W` is `2^log_rows × 2^log_cols` (weights),
@@ -140,10 +163,13 @@ pub(crate) fn lerr(layer: usize, reason: impl Into<String>) -> ModelError {
     }
 }
 
+/// Width of a Softmax input: signed.
+pub(crate) const SOFTMAX_IN_BITS: u32 = 40;
+
 /// Largest value width the range checks accept (limbs of 16 bits).
 pub(crate) const MAX_VALUE_BITS: u32 = 48;
 
-fn check_bits(l: usize, what: &str, bits: u32, min: u32) -> Result<(), ModelError> {
+pub(crate) fn check_bits(l: usize, what: &str, bits: u32, min: u32) -> Result<(), ModelError> {
     if !(min..=MAX_VALUE_BITS - 1).contains(&bits) {
         return Err(lerr(
             l,
@@ -413,6 +439,23 @@ impl Plan {
                     adds.push(l);
                     (len_in, 0, 1u64 << (ob - 1))
                 }
+                LayerSpec::Copy { src } => {
+                    if *src > l {
+                        return Err(lerr(l, "copies a later vector"));
+                    }
+                    let mut d = v(&[(o, 1), (*src, -1)], 0);
+                    d.constant = 0;
+                    b.lin_checks.push(LinCheck {
+                        log_len: ceil_log2(lens[*src]),
+                        a: d,
+                    });
+                    out_dense = dense[*src];
+                    (lens[*src], pads[*src], bounds[*src])
+                }
+                LayerSpec::ArgMax { .. } | LayerSpec::Softmax { .. } | LayerSpec::Concat { .. } => {
+                    out_dense = true;
+                    crate::heads::plan_head(&mut b, spec, l, len_in, &lens, &dense, &bounds)?
+                }
                 LayerSpec::MaxPool { win, in_bits } => {
                     win.check().map_err(|e| lerr(l, e))?;
                     check_bits(l, "in_bits", *in_bits, 1)?;
@@ -470,6 +513,7 @@ impl Plan {
                 AuxDef::Half(v) => bounds[*v] / 2,
                 AuxDef::Limb { bits, .. } => 1u64 << bits,
                 AuxDef::Gather { src, .. } => bounds[*src],
+                _ => MAX_ABS,
             });
         }
         let tables = b.tables;
@@ -481,6 +525,7 @@ impl Plan {
                 TableKind::Rne(s) => *s as usize + 1,
                 TableKind::Custom(l) => match &c.layers[*l] {
                     LayerSpec::Lookup(t) => ceil_log2(t.values.len()),
+                    LayerSpec::Softmax { exp, .. } => ceil_log2(exp.len() + 1),
                     _ => 0,
                 },
             })

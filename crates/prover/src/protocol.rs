@@ -280,6 +280,10 @@ fn check_public(
             let hi = t.values.iter().max().copied().unwrap_or(0);
             output.iter().all(|y| (lo..=hi).contains(y))
         }
+        LayerSpec::Copy { .. }
+        | LayerSpec::ArgMax { .. }
+        | LayerSpec::Softmax { .. }
+        | LayerSpec::Concat { .. } => output.iter().all(|y| y.unsigned_abs() <= plan.bounds[nl]),
     };
     if !ok {
         return Err(st("output value out of range"));

@@ -88,6 +88,14 @@ fn affine_eval(a: &Affine, at: impl Fn(usize) -> EF) -> EF {
         + ef_from_i64(a.constant)
 }
 
+/// `Σ c·Π affine` at one point.
+fn poly_eval(terms: &[(i64, Vec<Affine>)], at: impl Fn(usize) -> EF + Copy) -> EF {
+    terms
+        .iter()
+        .map(|(c, fs)| ef_from_i64(*c) * fs.iter().map(|f| affine_eval(f, at)).product::<EF>())
+        .sum()
+}
+
 /// `M_r` over the source's domain.
 fn wiring(map: &[u32], r: &[EF], src_len: usize) -> Vec<EF> {
     let eq = eq_table(r);
@@ -100,10 +108,10 @@ fn wiring(map: &[u32], r: &[EF], src_len: usize) -> Vec<EF> {
     m
 }
 
-fn zero_vectors(a: &[Affine]) -> Vec<usize> {
-    let mut vs: Vec<usize> = a
+fn zero_vectors(terms: &[(i64, Vec<Affine>)]) -> Vec<usize> {
+    let mut vs: Vec<usize> = terms
         .iter()
-        .flat_map(|f| f.terms.iter().map(|(v, _)| *v))
+        .flat_map(|(_, fs)| fs.iter().flat_map(|f| f.terms.iter().map(|(v, _)| *v)))
         .collect();
     vs.sort_unstable();
     vs.dedup();
@@ -177,20 +185,15 @@ pub(crate) fn prove_all(ctx: &mut ProverCtx<'_>, weights: Option<&PcsProverData>
     }
     for zc in &plan.zero_checks {
         let r = ctx.tr.challenge_ef_vec(zc.log_len);
-        let vs = zero_vectors(&zc.factors);
+        let vs = zero_vectors(&zc.terms);
         let mut polys = vec![eq_table(&r)];
         polys.extend(
             vs.iter()
                 .map(|v| ctx.vals[*v].iter().map(|x| ef_from_i64(*x)).collect()),
         );
-        let factors = &zc.factors;
         let idx = |v: usize| 1 + vs.iter().position(|x| *x == v).unwrap_or(0);
-        let s = sumcheck::prove(&mut ctx.tr, &mut polys, factors.len() + 1, |p| {
-            factors
-                .iter()
-                .map(|f| affine_eval(f, |v| p[idx(v)]))
-                .product::<EF>()
-                * p[0]
+        let s = sumcheck::prove(&mut ctx.tr, &mut polys, zc.degree(), |p| {
+            poly_eval(&zc.terms, |v| p[idx(v)]) * p[0]
         });
         for v in &vs {
             ctx.open(*v, &s);
@@ -261,16 +264,15 @@ pub(crate) fn verify_all(
     }
     for zc in &plan.zero_checks {
         let r = ctx.tr.challenge_ef_vec(zc.log_len);
-        let vs = zero_vectors(&zc.factors);
-        let (s, fin) = sumcheck::verify(&mut ctx.tr, EF::ZERO, zc.log_len, zc.factors.len() + 1)?;
+        let vs = zero_vectors(&zc.terms);
+        let (s, fin) = sumcheck::verify(&mut ctx.tr, EF::ZERO, zc.log_len, zc.degree())?;
         let mut at = Vec::with_capacity(vs.len());
         for v in &vs {
             at.push((*v, ctx.open(*v, &s)?));
         }
         let get = |v: usize| at.iter().find(|(x, _)| *x == v).map_or(EF::ZERO, |p| p.1);
-        let prod: EF = zc.factors.iter().map(|f| affine_eval(f, get)).product();
-        if fin != eq_eval(&r, &s) * prod {
-            return Err(VerifyError::Sumcheck("a max is not one of its operands"));
+        if fin != eq_eval(&r, &s) * poly_eval(&zc.terms, get) {
+            return Err(VerifyError::Sumcheck("a product relation does not hold"));
         }
     }
     for l in &plan.adds {

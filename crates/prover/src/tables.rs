@@ -23,15 +23,15 @@ pub(crate) fn table_rows(comm: &ModelCommitment, kind: &TableKind, bits: usize) 
                 }
             })
             .collect(),
-        TableKind::Custom(l) => match &comm.layers[*l] {
-            LayerSpec::Lookup(t) => (0..n)
+        TableKind::Custom(l) => {
+            let values = custom_values(comm, *l);
+            (0..n)
                 .map(|j| {
-                    let k = j.min(t.values.len() - 1);
-                    (k as i64, t.values[k])
+                    let k = j.min(values.len() - 1);
+                    (k as i64, values[k])
                 })
-                .collect(),
-            _ => Vec::new(),
-        },
+                .collect()
+        }
     }
 }
 
@@ -60,16 +60,28 @@ pub(crate) fn table_eval(
                 rho[s] - e1,
             )
         }
-        TableKind::Custom(l) => match &comm.layers[*l] {
-            LayerSpec::Lookup(t) => {
-                let n = 1usize << rho.len();
-                let last = t.values.len() - 1;
-                let idx: Vec<F> = (0..n).map(|j| f_from_i64(j.min(last) as i64)).collect();
-                let val: Vec<F> = (0..n).map(|j| f_from_i64(t.values[j.min(last)])).collect();
-                (eval_f(&idx, rho), eval_f(&val, rho))
-            }
-            _ => (EF::ZERO, EF::ZERO),
-        },
+        TableKind::Custom(l) => {
+            let values = custom_values(comm, *l);
+            let n = 1usize << rho.len();
+            let last = values.len() - 1;
+            let idx: Vec<F> = (0..n).map(|j| f_from_i64(j.min(last) as i64)).collect();
+            let val: Vec<F> = (0..n).map(|j| f_from_i64(values[j.min(last)])).collect();
+            (eval_f(&idx, rho), eval_f(&val, rho))
+        }
     };
     a + beta * o + beta * beta * tag
+}
+
+/// The values of layer `l`'s table: a Lookup's, or a Softmax's exp table extended by its
+/// last entry (so that `j + 1` exists at the last grid point).
+pub(crate) fn custom_values(comm: &ModelCommitment, l: usize) -> Vec<i64> {
+    match &comm.layers[l] {
+        LayerSpec::Lookup(t) => t.values.clone(),
+        LayerSpec::Softmax { exp, .. } => {
+            let mut v = exp.clone();
+            v.push(*exp.last().unwrap_or(&0));
+            v
+        }
+        _ => vec![0],
+    }
 }

@@ -223,3 +223,137 @@ fn lies_in_every_new_relation_are_rejected() {
         );
     }
 }
+
+fn head_model() -> ProverModel {
+    let (grid, lo, exp) = verity_engine::exact::softmax_exp_table().unwrap();
+    let mut rng = StdRng::seed_from_u64(4);
+    let layers = vec![
+        Layer::MatMul {
+            rows: 4,
+            cols: 8,
+            weights: (0..32)
+                .map(|_| rng.gen_range(-(1 << 12)..1 << 12))
+                .collect(),
+            bias: vec![0; 4],
+        },
+        Layer::Rescale {
+            shift: 8,
+            rounding: Rounding::HalfEven,
+            out_bits: 32,
+        },
+        Layer::Softmax {
+            lanes: 1,
+            n: 4,
+            fx: 16,
+            fo: 16,
+            grid: grid as u32,
+            lo,
+            exp,
+        },
+        Layer::Copy { src: 2 },
+        Layer::ArgMax {
+            lanes: 1,
+            n: 4,
+            last: false,
+            in_bits: 32,
+        },
+        Layer::Concat { parts: vec![5, 3] },
+    ];
+    ProverModel::new(8, 32, layers).unwrap()
+}
+
+#[test]
+fn lies_in_the_classifier_head_are_rejected() {
+    let m = head_model();
+    let x: Vec<i64> = vec![65536, -30000, 12345, 70000, -65536, 4000, 100, -9];
+    let (y, p) = prove_with(&m, &x, None).unwrap();
+    assert_eq!(y, m.evaluate(&x).unwrap());
+    verify(m.commitment(), &x, &y, &p).unwrap();
+    let vals = m.run(&x).unwrap();
+    let best = vals[5][0] as usize;
+    let other = (best + 1) % 4;
+    let onehot = |k: usize| {
+        m.plan.nl
+            + 1
+            + m.plan
+                .aux
+                .iter()
+                .position(|d| matches!(d, AuxDef::OneHot { k: j, .. } if *j == k))
+                .unwrap()
+    };
+    let (b_best, b_other) = (onehot(best), onehot(other));
+    let poly = m.plan.nl
+        + 1
+        + m.plan
+            .aux
+            .iter()
+            .position(|d| matches!(d, AuxDef::Poly(_)))
+            .unwrap();
+    let table = m.plan.nl
+        + 1
+        + m.plan
+            .aux
+            .iter()
+            .position(|d| matches!(d, AuxDef::TableAt { .. }))
+            .unwrap();
+    type Case = (&'static str, Box<dyn Fn(&mut [Vec<i64>], bool)>);
+    let cases: Vec<Case> = vec![
+        (
+            "softmax output",
+            Box::new(|v, aux| {
+                if !aux {
+                    v[3][1] += 1
+                }
+            }),
+        ),
+        (
+            "copied vector",
+            Box::new(|v, aux| {
+                if !aux {
+                    v[4][0] += 1
+                }
+            }),
+        ),
+        (
+            "argmax index",
+            Box::new(move |v, aux| {
+                if !aux {
+                    v[5][0] = other as i64
+                }
+            }),
+        ),
+        (
+            "argmax index with a matching one-hot",
+            Box::new(move |v, aux| {
+                if aux {
+                    v[5][0] = other as i64;
+                    v[b_best][0] = 0;
+                    v[b_other][0] = 1;
+                }
+            }),
+        ),
+        (
+            "interpolation product",
+            Box::new(move |v, aux| {
+                if aux {
+                    v[poly][0] += 1
+                }
+            }),
+        ),
+        (
+            "table entry",
+            Box::new(move |v, aux| {
+                if aux {
+                    v[table][0] += 1
+                }
+            }),
+        ),
+    ];
+    for (name, t) in cases {
+        let (_, p2) = prove_with(&m, &x, Some(t.as_ref())).unwrap();
+        assert!(
+            verify(m.commitment(), &x, &y, &p2).is_err(),
+            "{name} accepted"
+        );
+    }
+}

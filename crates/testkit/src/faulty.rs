@@ -22,7 +22,7 @@ pub enum ZkLie {
 /// The output and proof file a dishonest executor posts.
 pub fn zk_lie(lie: ZkLie, output: &Tensors, proof: &[u8]) -> (Tensors, Vec<u8>) {
     let mut file = ProofFile::from_bytes(proof).expect("an honest proof file");
-    let frac = file.output_frac.unwrap_or(0);
+    let frac = file.outputs.first().and_then(|o| o.frac).unwrap_or(0);
     let wrong = {
         let mut o = output.clone();
         for (name, t) in o.0.iter_mut() {

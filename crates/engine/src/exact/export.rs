@@ -14,6 +14,7 @@ use super::run::ExactModel;
 use crate::EngineError;
 use crate::{validate_input, Tensors};
 use std::sync::Arc;
+use tract_onnx::prelude::DatumType;
 
 /// One value of the graph (a plan slot).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,8 +97,28 @@ pub enum ExactOp {
     Conv(ExactConv),
     MaxPool(ExactMaxPool),
     /// The same elements in the same order under another shape
-    /// (Reshape, Flatten, Squeeze, Unsqueeze, Identity).
+    /// (Reshape, Flatten, Squeeze, Unsqueeze, Identity, a Cast to the same type).
     Reshape,
+    /// Softmax over `axis` of `Q(fx)` values, output `Q(fo)` (spec §4.9).
+    Softmax {
+        axis: usize,
+        fx: i32,
+        fo: i32,
+    },
+    /// The index of the maximum over `axis` (the first one, or the last with `last`).
+    ArgMax {
+        axis: usize,
+        last: bool,
+    },
+    /// `data[index]` for a constant 1-D `data` and a dynamic index tensor.
+    GatherConst {
+        data: Vec<i64>,
+    },
+    /// `div_round(x · 2^shift, divisor)` by a constant scalar divisor.
+    DivConst {
+        shift: i32,
+        divisor: i64,
+    },
     /// Anything else, by ONNX operator name.
     Other(String),
 }
@@ -136,6 +157,69 @@ fn step_op(plan: &Plan, step: &super::ir::Step) -> ExactOp {
     let other = || ExactOp::Other(step.op.clone());
     match &step.kind {
         Kind::Rescale { shift } => ExactOp::Rescale { shift: *shift },
+        Kind::Bin {
+            op: BinOp::Div,
+            shift,
+        } => match plan
+            .consts
+            .iter()
+            .find(|(c, _)| Some(c) == step.inputs.get(1))
+        {
+            Some((_, x)) => match x.as_i64() {
+                Ok([d]) => ExactOp::DivConst {
+                    shift: *shift,
+                    divisor: *d,
+                },
+                _ => other(),
+            },
+            None => other(),
+        },
+        Kind::Softmax {
+            axis,
+            fo,
+            log: false,
+        } => match plan.slots[step.inputs[0]].ty {
+            Ty::Fixed(fx) => ExactOp::Softmax {
+                axis: *axis,
+                fx,
+                fo: *fo,
+            },
+            _ => other(),
+        },
+        Kind::Reduce {
+            axes,
+            red: super::ir::Red::ArgMax { last },
+        } if axes.len() == 1 => ExactOp::ArgMax {
+            axis: axes[0],
+            last: *last,
+        },
+        Kind::Cast { from, to } if from == to => ExactOp::Reshape,
+        // integer to a signed type of at least 32 bits: exact mode's range check cannot fail
+        // for values the proof allows (signed 32-bit)
+        Kind::Cast {
+            from: Ty::Int(_),
+            to: Ty::Int(DatumType::I64 | DatumType::I32),
+        } => ExactOp::Reshape,
+        Kind::Tract(op) if op.name() == "Gather" => {
+            let data = plan
+                .consts
+                .iter()
+                .find(|(c, _)| Some(c) == step.inputs.first());
+            match data {
+                Some((c, x)) if plan.slots[*c].shape.len() == 1 && step.inputs.len() == 2 => {
+                    match (
+                        &x.data,
+                        op.downcast_ref::<tract_onnx::tract_core::ops::array::Gather>(),
+                    ) {
+                        (Data::I64(v), Some(g)) if g.axis == 0 => {
+                            ExactOp::GatherConst { data: v.clone() }
+                        }
+                        _ => other(),
+                    }
+                }
+                _ => other(),
+            }
+        }
         Kind::Bin { op, .. } => match op {
             BinOp::Add => ExactOp::Add,
             BinOp::Sub => ExactOp::Sub,
@@ -220,6 +304,15 @@ fn step_op(plan: &Plan, step: &super::ir::Step) -> ExactOp {
         }
         _ => other(),
     }
+}
+
+/// Exact mode's Softmax exponential table (spec §4.4): grid bits `T`, the first grid
+/// index `lo`, and the entries `e^(j / 2^T)` at scale `2^30` for `j = lo..=0` (below `lo`
+/// the first entry is used).
+pub fn softmax_exp_table() -> Result<(i32, i64, Vec<i64>), EngineError> {
+    let t = super::funcs::table(super::funcs::Func::ExpNeg, super::funcs::SOFTMAX_EXP_BITS)
+        .map_err(EngineError::Execution)?;
+    Ok((super::funcs::TABLE_GRID_BITS, t.lo, t.vals.clone()))
 }
 
 impl ExactModel {

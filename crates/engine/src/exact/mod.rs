@@ -36,7 +36,8 @@ mod tree;
 
 pub use arith::dequantize;
 pub use export::{
-    ExactConv, ExactGraph, ExactMatVec, ExactMaxPool, ExactOp, ExactStep, ExactValue,
+    softmax_exp_table, ExactConv, ExactGraph, ExactMatVec, ExactMaxPool, ExactOp, ExactStep,
+    ExactValue,
 };
 pub use linalg::RunOptions;
 pub use run::{ExactEngine, ExactModel, ExactOutput};
