@@ -109,7 +109,7 @@ fn zk_mode_proves_settles_and_verifies_offline() -> Result<()> {
     ])?;
     assert_eq!(code, 4, "{err}");
     assert!(
-        err.contains("zk_unsupported") && err.contains("Abs"),
+        err.contains("zk_unsupported") && err.contains("ai.onnx.ml:Normalizer"),
         "{err}"
     );
     assert!(err.contains("422"), "{err}");

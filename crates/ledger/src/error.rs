@@ -29,7 +29,8 @@ pub enum TxError {
     InvalidInput(String),
     #[error("mode {0} is not supported by this network yet")]
     UnsupportedMode(String),
-    #[error("zk mode cannot prove this model: {0}")]
+    /// The reason names the operators (it comes from the prover).
+    #[error("{0}")]
     ZkUnsupported(String),
     #[error("max_fee {max_fee} is below the model price {price}")]
     FeeTooLow { max_fee: Amount, price: Amount },

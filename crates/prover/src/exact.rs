@@ -86,7 +86,7 @@ pub fn lower(graph: &ExactGraph) -> Result<Lowered, LowerError> {
         .steps
         .iter()
         .filter_map(|s| match &s.op {
-            ExactOp::Other(name) => Some(name.clone()),
+            ExactOp::Other(_) => Some(s.op_name.clone()),
             _ => None,
         })
         .collect();

@@ -128,7 +128,8 @@ pub enum ExactOp {
 pub struct ExactStep {
     /// The ONNX node name.
     pub name: String,
-    /// The operator (for messages).
+    /// The operator (for messages): the ONNX operator the step comes from when it can be
+    /// told (`domain:OpType` outside the default domain), else exact mode's step name.
     pub op_name: String,
     pub op: ExactOp,
     pub inputs: Vec<usize>,
@@ -358,12 +359,33 @@ impl ExactModel {
                 (*s, v)
             })
             .collect();
+        // ONNX node names to operator types (steps are named after their node, with a
+        // `.suffix` for expansions)
+        let onnx_ops: std::collections::HashMap<&str, String> = self
+            .proto
+            .graph
+            .iter()
+            .flat_map(|g| g.node.iter())
+            .map(|n| {
+                let op = match n.domain.as_str() {
+                    "" | "ai.onnx" => n.op_type.clone(),
+                    d => format!("{d}:{}", n.op_type),
+                };
+                (n.name.as_str(), op)
+            })
+            .collect();
+        let onnx_op = |name: &str| {
+            onnx_ops
+                .get(name)
+                .or_else(|| onnx_ops.get(name.split('.').next().unwrap_or(name)))
+                .cloned()
+        };
         let steps = plan
             .steps
             .iter()
             .map(|s| ExactStep {
                 name: s.name.clone(),
-                op_name: s.op.clone(),
+                op_name: onnx_op(&s.name).unwrap_or_else(|| s.op.clone()),
                 op: step_op(&plan, s),
                 inputs: s.inputs.clone(),
                 outputs: s.outputs.clone(),

@@ -35,7 +35,7 @@ pub struct ExactModel {
     id: [u8; 32],
     params: ExactParams,
     info: Arc<ModelInfo>,
-    proto: ModelProto,
+    pub(crate) proto: ModelProto,
     model: InferenceModel,
     plans: Mutex<Lru<Vec<Vec<usize>>, Arc<Plan>>>,
 }
