@@ -18,6 +18,7 @@
 //! `sha256("verity-exact-v1" || sha256(onnx) || params.to_bytes())`.
 
 mod arith;
+mod bcast;
 mod compile;
 mod conv;
 mod export;
