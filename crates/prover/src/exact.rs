@@ -13,7 +13,7 @@
 use crate::field::ceil_log2;
 use crate::model::{Layer, LookupTable, Rounding, Window};
 use std::collections::HashMap;
-use verity_engine::exact::{softmax_exp_table, ExactGraph, ExactOp, ExactStep};
+use verity_engine::exact::{softmax_exp_table, ExactGraph, ExactOp, ExactStep, ExactWindow};
 
 /// Width of every proven value (input, activations, outputs): signed 32-bit.
 pub const VALUE_BITS: u32 = 32;
@@ -144,11 +144,12 @@ pub fn lower(graph: &ExactGraph) -> Result<Lowered, LowerError> {
         if xv != layers.len() {
             layers.push(Layer::Copy { src: xv });
         }
-        let len = *vector_lens(input_len, &layers).last().unwrap_or(&input_len);
+        let len = || *vector_lens(input_len, &layers).last().unwrap_or(&input_len);
         let elems = |s: usize| val(s).shape.iter().product::<usize>();
         let mut new_layout = Layout::Dense;
         match &step.op {
             ExactOp::MatVec(m) => {
+                let len = len();
                 let mut w = vec![0i64; m.n * len];
                 for k in 0..m.k {
                     let col = layout.index(k);
@@ -165,19 +166,7 @@ pub fn lower(graph: &ExactGraph) -> Result<Lowered, LowerError> {
                 rescale(&mut layers, m.shift)?;
             }
             ExactOp::Conv(c) => {
-                let in_stride = match layout {
-                    Layout::Dense => c.ih * c.iw,
-                    Layout::Rows { stride, .. } => stride,
-                };
-                let win = window(
-                    c.cin,
-                    in_stride,
-                    c.ih,
-                    c.iw,
-                    c.oh,
-                    c.ow,
-                    [c.kh, c.kw, c.sh, c.sw, c.dh, c.dw, c.ph, c.pw],
-                );
+                let win = window(&c.win, layout);
                 layers.push(Layer::Conv {
                     win,
                     cout: c.cout,
@@ -185,25 +174,14 @@ pub fn lower(graph: &ExactGraph) -> Result<Lowered, LowerError> {
                     bias: c.bias.clone(),
                 });
                 rescale(&mut layers, c.shift)?;
+                let plane = c.win.oh * c.win.ow;
                 new_layout = Layout::Rows {
-                    plane: c.oh * c.ow,
-                    stride: 1usize << ceil_log2(c.oh * c.ow),
+                    plane,
+                    stride: 1usize << ceil_log2(plane),
                 };
             }
             ExactOp::MaxPool(p) => {
-                let in_stride = match layout {
-                    Layout::Dense => p.ih * p.iw,
-                    Layout::Rows { stride, .. } => stride,
-                };
-                let win = window(
-                    p.c,
-                    in_stride,
-                    p.ih,
-                    p.iw,
-                    p.oh,
-                    p.ow,
-                    [p.kh, p.kw, p.sh, p.sw, p.dh, p.dw, p.ph, p.pw],
-                );
+                let win = window(p, layout);
                 layers.push(Layer::MaxPool {
                     win,
                     in_bits: VALUE_BITS,
@@ -211,7 +189,7 @@ pub fn lower(graph: &ExactGraph) -> Result<Lowered, LowerError> {
             }
             ExactOp::Add | ExactOp::Sub => {
                 let (ci, cv) = const_operand(step, &konst).ok_or_else(|| chain_error(step))?;
-                if layout != Layout::Dense || elems(out) != len {
+                if layout != Layout::Dense || elems(out) != len() {
                     return Err(structure(format!(
                         "node `{}`: an addition that broadcasts its input",
                         step.name
@@ -254,15 +232,7 @@ pub fn lower(graph: &ExactGraph) -> Result<Lowered, LowerError> {
                         step.op_name
                     )]));
                 }
-                if k > *shift {
-                    layers.push(Layer::Rescale {
-                        shift: (k - shift) as u32,
-                        rounding: Rounding::HalfEven,
-                        out_bits: VALUE_BITS,
-                    });
-                } else {
-                    layers.push(Layer::Copy { src: layers.len() });
-                }
+                rescale(&mut layers, k - shift)?;
                 new_layout = layout;
             }
             ExactOp::Softmax { axis, .. } | ExactOp::ArgMax { axis, .. }
@@ -362,32 +332,26 @@ fn vector_lens(input_len: usize, layers: &[Layer]) -> Vec<usize> {
     lens
 }
 
-#[allow(clippy::too_many_arguments)]
-fn window(
-    c: usize,
-    in_stride: usize,
-    ih: usize,
-    iw: usize,
-    oh: usize,
-    ow: usize,
-    g: [usize; 8],
-) -> Window {
-    let [kh, kw, sh, sw, dh, dw, ph, pw] = g;
+/// The prover's window for an exact window over a vector laid out as `layout`.
+fn window(w: &ExactWindow, layout: Layout) -> Window {
     Window {
-        c,
-        ih,
-        iw,
-        in_stride,
-        oh,
-        ow,
-        kh,
-        kw,
-        sh,
-        sw,
-        dh,
-        dw,
-        ph,
-        pw,
+        c: w.c,
+        ih: w.ih,
+        iw: w.iw,
+        in_stride: match layout {
+            Layout::Dense => w.ih * w.iw,
+            Layout::Rows { stride, .. } => stride,
+        },
+        oh: w.oh,
+        ow: w.ow,
+        kh: w.kh,
+        kw: w.kw,
+        sh: w.sh,
+        sw: w.sw,
+        dh: w.dh,
+        dw: w.dw,
+        ph: w.ph,
+        pw: w.pw,
     }
 }
 

@@ -5,6 +5,7 @@ use crate::error::ProveError;
 use crate::field::ceil_log2;
 use crate::model::*;
 use crate::plan::{eval_affine_ints, AuxDef, NO_SRC};
+use verity_engine::exact::div_round;
 
 impl ProverModel {
     /// Run the exact integer semantics (no proof).
@@ -95,20 +96,8 @@ impl ProverModel {
                     q
                 }
                 Layer::Relu { in_bits } => {
-                    let (lo, hi) = signed_range(*in_bits);
-                    let mut o = Vec::with_capacity(size);
-                    for (index, v) in a.iter().enumerate() {
-                        if !(lo..hi).contains(v) {
-                            return Err(ProveError::OutOfRange {
-                                layer: l,
-                                index,
-                                value: *v,
-                                what: "relu input",
-                            });
-                        }
-                        o.push((*v).max(0));
-                    }
-                    o
+                    check_range(l, a, *in_bits, "relu input")?;
+                    a.iter().map(|v| (*v).max(0)).collect()
                 }
                 Layer::Lookup(t) => {
                     let mut o = Vec::with_capacity(size);
@@ -205,7 +194,9 @@ impl ProverModel {
                     let sh = fx - grid;
                     for i in 0..*lanes {
                         let row = &a[i * n..(i + 1) * n];
-                        o[i * n..(i + 1) * n].copy_from_slice(&softmax(row, sh, *lo, exp, *fo));
+                        let p = softmax(row, sh, *lo, exp, *fo)
+                            .ok_or(ProveError::Overflow { layer: l })?;
+                        o[i * n..(i + 1) * n].copy_from_slice(&p);
                     }
                     o
                 }
@@ -218,17 +209,7 @@ impl ProverModel {
                     o
                 }
                 Layer::MaxPool { win, in_bits } => {
-                    let (lo, hi) = signed_range(*in_bits);
-                    if let Some((index, v)) =
-                        a.iter().enumerate().find(|(_, v)| !(lo..hi).contains(*v))
-                    {
-                        return Err(ProveError::OutOfRange {
-                            layer: l,
-                            index,
-                            value: *v,
-                            what: "max pool input",
-                        });
-                    }
+                    check_range(l, a, *in_bits, "max pool input")?;
                     let mut o = vec![0i64; size];
                     let q = win.out_plane();
                     for c in 0..win.c {
@@ -345,41 +326,27 @@ pub(crate) fn argmax(row: &[i64], last: bool) -> usize {
     best
 }
 
-/// Exact mode's table lookup of `d ≤ 0` (grid shift `sh`): the clamped grid point, the
-/// remainder, and the value.
-pub(crate) fn exp_lookup(d: i64, sh: u32, lo: i64, exp: &[i64]) -> (i64, i64, i64) {
+/// Exact mode's table lookup of `d ≤ 0` (grid shift `sh`; below the table, its first
+/// entry).
+fn exp_lookup(d: i64, sh: u32, lo: i64, exp: &[i64]) -> i64 {
     let dc = d.max(lo << sh);
     let j = dc >> sh;
     let r = dc - (j << sh);
     let i = (j - lo) as usize;
-    let e = if r == 0 {
+    if r == 0 {
         exp[i]
     } else {
         exp[i] + round_half_even_shift((exp[i + 1] - exp[i]) * r, sh)
-    };
-    (j, r, e)
+    }
 }
 
-/// Exact mode's Softmax of one row (spec §4.9).
-pub(crate) fn softmax(row: &[i64], sh: u32, lo: i64, exp: &[i64], fo: u32) -> Vec<i64> {
+/// Exact mode's Softmax of one row (spec §4.9); `None` when the row sum is zero (a table
+/// of zeros).
+fn softmax(row: &[i64], sh: u32, lo: i64, exp: &[i64], fo: u32) -> Option<Vec<i64>> {
     let m = row.iter().copied().max().unwrap_or(0);
-    let e: Vec<i64> = row
-        .iter()
-        .map(|x| exp_lookup(x - m, sh, lo, exp).2)
-        .collect();
+    let e: Vec<i64> = row.iter().map(|x| exp_lookup(x - m, sh, lo, exp)).collect();
     let s: i128 = e.iter().map(|v| i128::from(*v)).sum();
     e.iter()
-        .map(|v| div_round_half_even(i128::from(*v) << fo, s) as i64)
+        .map(|v| div_round(i128::from(*v) << fo, s).map(|q| q as i64))
         .collect()
-}
-
-/// `n / d` rounded to nearest, ties to even (`d > 0`).
-pub(crate) fn div_round_half_even(n: i128, d: i128) -> i128 {
-    let q = n.div_euclid(d);
-    let r = n - q * d;
-    if 2 * r > d || (2 * r == d && q & 1 == 1) {
-        q + 1
-    } else {
-        q
-    }
 }

@@ -46,17 +46,7 @@ pub enum Rounding {
 
 /// Exact mode's `round_shift(v, s)` for `s ≥ 0`: `v / 2^s` rounded to nearest, ties to even.
 pub fn round_half_even_shift(v: i64, s: u32) -> i64 {
-    if s == 0 {
-        return v;
-    }
-    let q = v >> s;
-    let r = v - (q << s);
-    let half = 1i64 << (s - 1);
-    if r > half || (r == half && q & 1 == 1) {
-        q + 1
-    } else {
-        q
-    }
+    verity_engine::exact::round_shift_i64(v, s)
 }
 
 /// The result of a rescale (no range check).

@@ -33,8 +33,13 @@ pub(crate) struct Geo {
 }
 
 impl Geo {
-    fn to_channels_first(&self, x: &[i64]) -> Vec<i64> {
-        permute(x, &[self.n, self.ih * self.iw, self.c], &[0, 2, 1])
+    /// The input in channels-first order (borrowed when it already is).
+    fn channels_first<'a>(&self, x: &'a [i64]) -> std::borrow::Cow<'a, [i64]> {
+        if self.channels_last {
+            permute(x, &[self.n, self.ih * self.iw, self.c], &[0, 2, 1]).into()
+        } else {
+            x.into()
+        }
     }
 
     /// Input row for output row `o`, tap `t`, or None in the padding.
@@ -102,13 +107,8 @@ impl ConvPlan {
     pub(crate) fn run(&self, x: &XT, opt: RunOptions) -> R<XT> {
         let g = &self.geo;
         let xin = x.as_i64()?;
-        let cf;
-        let x = if g.channels_last {
-            cf = g.to_channels_first(xin);
-            cf.as_slice()
-        } else {
-            xin
-        };
+        let cf = g.channels_first(xin);
+        let x: &[i64] = &cf;
         let cin_g = g.c / self.group;
         let cout_g = self.cout / self.group;
         let kk = cin_g * g.kh * g.kw;
@@ -290,13 +290,8 @@ impl PoolPlan {
     pub(crate) fn run(&self, x: &XT) -> R<XT> {
         let g = &self.geo;
         let xin = x.as_i64()?;
-        let cf;
-        let x = if g.channels_last {
-            cf = g.to_channels_first(xin);
-            cf.as_slice()
-        } else {
-            xin
-        };
+        let cf = g.channels_first(xin);
+        let x: &[i64] = &cf;
         let p = g.oh * g.ow;
         let mut out = vec![0i64; g.n * g.c * p];
         for (plane, o) in x.chunks(g.ih * g.iw).zip(out.chunks_mut(p)) {
@@ -393,13 +388,8 @@ impl DeconvPlan {
     pub(crate) fn run(&self, x: &XT) -> R<XT> {
         let g = &self.geo;
         let xin = x.as_i64()?;
-        let cf;
-        let x = if g.channels_last {
-            cf = g.to_channels_first(xin);
-            cf.as_slice()
-        } else {
-            xin
-        };
+        let cf = g.channels_first(xin);
+        let x: &[i64] = &cf;
         let (ig, og) = (g.c / self.group, self.cout / self.group);
         let (ip, op) = (g.ih * g.iw, g.oh * g.ow);
         let mut acc = vec![0i128; g.n * self.cout * op];

@@ -8,6 +8,7 @@
 // Geometry fields are named as the ONNX attributes they hold.
 #![allow(missing_docs)]
 
+use super::conv::Geo;
 use super::ir::{BinOp, Data, Kind, Plan, Ty};
 use super::run::quantize_input;
 use super::run::ExactModel;
@@ -36,35 +37,11 @@ pub struct ExactMatVec {
     pub shift: i32,
 }
 
-/// A 2-D convolution, channels first, batch 1, one group:
-/// `out[o, y, x] = round_shift(bias[o] + Σ w[o, c, i, j]·in[c, y·sh + i·dh - ph, x·sw + j·dw - pw], shift)`
-/// (taps in the padding read 0).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ExactConv {
-    pub cin: usize,
-    pub ih: usize,
-    pub iw: usize,
-    pub cout: usize,
-    pub oh: usize,
-    pub ow: usize,
-    pub kh: usize,
-    pub kw: usize,
-    pub sh: usize,
-    pub sw: usize,
-    pub dh: usize,
-    pub dw: usize,
-    pub ph: usize,
-    pub pw: usize,
-    /// `[cout, cin·kh·kw]`.
-    pub w: Vec<i32>,
-    /// At the accumulator's scale.
-    pub bias: Vec<i64>,
-    pub shift: i32,
-}
-
-/// A 2-D max pooling, channels first, batch 1 (taps in the padding skipped).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ExactMaxPool {
+/// A sliding window over a channels-first input, batch 1: output `(y, x)`, tap
+/// `(i, j)` reads input row `y·sh + i·dh - ph` and column `x·sw + j·dw - pw`
+/// (outside the input: padding).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExactWindow {
     pub c: usize,
     pub ih: usize,
     pub iw: usize,
@@ -78,6 +55,41 @@ pub struct ExactMaxPool {
     pub dw: usize,
     pub ph: usize,
     pub pw: usize,
+}
+
+impl ExactWindow {
+    fn of(g: &Geo) -> Self {
+        Self {
+            c: g.c,
+            ih: g.ih,
+            iw: g.iw,
+            oh: g.oh,
+            ow: g.ow,
+            kh: g.kh,
+            kw: g.kw,
+            sh: g.sh,
+            sw: g.sw,
+            dh: g.dh,
+            dw: g.dw,
+            ph: g.ph,
+            pw: g.pw,
+        }
+    }
+}
+
+/// A 2-D convolution, one group:
+/// `out[o, y, x] = round_shift(bias[o] + Σ w[o, c, i, j]·in[c, tap (i, j) of (y, x)], shift)`
+/// (taps in the padding read 0).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExactConv {
+    /// The window over the input (`win.c` input channels).
+    pub win: ExactWindow,
+    pub cout: usize,
+    /// `[cout, c·kh·kw]`.
+    pub w: Vec<i32>,
+    /// At the accumulator's scale.
+    pub bias: Vec<i64>,
+    pub shift: i32,
 }
 
 /// What a step computes.
@@ -95,7 +107,8 @@ pub enum ExactOp {
     Min,
     MatVec(ExactMatVec),
     Conv(ExactConv),
-    MaxPool(ExactMaxPool),
+    /// Max pooling over the window's taps inside the input.
+    MaxPool(ExactWindow),
     /// The same elements in the same order under another shape
     /// (Reshape, Flatten, Squeeze, Unsqueeze, Identity, a Cast to the same type).
     Reshape,
@@ -251,20 +264,8 @@ fn step_op(plan: &Plan, step: &super::ir::Step) -> ExactOp {
                 return other();
             }
             ExactOp::Conv(ExactConv {
-                cin: g.c,
-                ih: g.ih,
-                iw: g.iw,
+                win: ExactWindow::of(g),
                 cout: p.cout,
-                oh: g.oh,
-                ow: g.ow,
-                kh: g.kh,
-                kw: g.kw,
-                sh: g.sh,
-                sw: g.sw,
-                dh: g.dh,
-                dw: g.dw,
-                ph: g.ph,
-                pw: g.pw,
                 w: p.w.clone(),
                 bias: p.bias.clone(),
                 shift: p.shift,
@@ -275,21 +276,7 @@ fn step_op(plan: &Plan, step: &super::ir::Step) -> ExactOp {
             if !p.max || g.n != 1 || g.channels_last {
                 return other();
             }
-            ExactOp::MaxPool(ExactMaxPool {
-                c: g.c,
-                ih: g.ih,
-                iw: g.iw,
-                oh: g.oh,
-                ow: g.ow,
-                kh: g.kh,
-                kw: g.kw,
-                sh: g.sh,
-                sw: g.sw,
-                dh: g.dh,
-                dw: g.dw,
-                ph: g.ph,
-                pw: g.pw,
-            })
+            ExactOp::MaxPool(ExactWindow::of(g))
         }
         Kind::Tract(op) if is_reshape(&op.name()) => {
             // a pure reshape keeps the element count and order

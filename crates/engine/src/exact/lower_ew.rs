@@ -133,7 +133,7 @@ impl Compiler<'_> {
         let sat = matches!(op, BinOp::Max | BinOp::Min);
         let sx = self.operand(node, x, fx, sat)?;
         let sy = self.operand(node, y, fx, sat)?;
-        let o = self.emit(node, Kind::Bin { op, shift: 0 }, vec![sx, sy], shape, fx);
+        let o = self.fixed_bin(node, op, 0, vec![sx, sy], shape);
         self.set(node, 0, o);
         Ok(())
     }
@@ -182,28 +182,10 @@ impl Compiler<'_> {
         if let Some(c) = c {
             let (q, fc) = self.weight(&c)?;
             let sc = self.const_slot(q, Ty::Fixed(fc));
-            return Ok(self.emit(
-                node,
-                Kind::Bin {
-                    op: BinOp::Mul,
-                    shift: fc,
-                },
-                vec![sx, sc],
-                shape,
-                Ty::Fixed(f),
-            ));
+            return Ok(self.fixed_bin(node, BinOp::Mul, fc, vec![sx, sc], shape));
         }
         let sy = self.fixed(node, b)?;
-        Ok(self.emit(
-            node,
-            Kind::Bin {
-                op: BinOp::Mul,
-                shift: f,
-            },
-            vec![sx, sy],
-            shape,
-            Ty::Fixed(f),
-        ))
+        Ok(self.fixed_bin(node, BinOp::Mul, f, vec![sx, sy], shape))
     }
 
     fn div(&mut self, node: &TypedNode, a: OutletId, b: OutletId, shape: Vec<usize>) -> CR<usize> {
@@ -229,28 +211,10 @@ impl Compiler<'_> {
             let q = XT::i64(q.shape.clone(), qs.iter().map(|v| v >> tz).collect());
             let fc = fc - tz as i32;
             let sc = self.const_slot(q, Ty::Fixed(fc));
-            return Ok(self.emit(
-                node,
-                Kind::Bin {
-                    op: BinOp::Div,
-                    shift: fc,
-                },
-                vec![sx, sc],
-                shape,
-                Ty::Fixed(f),
-            ));
+            return Ok(self.fixed_bin(node, BinOp::Div, fc, vec![sx, sc], shape));
         }
         let sy = self.fixed(node, b)?;
-        Ok(self.emit(
-            node,
-            Kind::Bin {
-                op: BinOp::Div,
-                shift: f,
-            },
-            vec![sx, sy],
-            shape,
-            Ty::Fixed(f),
-        ))
+        Ok(self.fixed_bin(node, BinOp::Div, f, vec![sx, sy], shape))
     }
 
     /// `x^e` for the exponents exact mode defines.
@@ -261,37 +225,10 @@ impl Compiler<'_> {
         let un = |op| Kind::Unary { op };
         Ok(match e {
             1.0 => x,
-            2.0 => self.emit(
-                node,
-                Kind::Bin {
-                    op: BinOp::Mul,
-                    shift: f,
-                },
-                vec![x, x],
-                shape,
-                fx,
-            ),
+            2.0 => self.fixed_bin(node, BinOp::Mul, f, vec![x, x], shape),
             3.0 => {
-                let sq = self.emit(
-                    node,
-                    Kind::Bin {
-                        op: BinOp::Mul,
-                        shift: f,
-                    },
-                    vec![x, x],
-                    shape.clone(),
-                    fx,
-                );
-                self.emit(
-                    node,
-                    Kind::Bin {
-                        op: BinOp::Mul,
-                        shift: f,
-                    },
-                    vec![sq, x],
-                    shape,
-                    fx,
-                )
+                let sq = self.fixed_bin(node, BinOp::Mul, f, vec![x, x], shape.clone());
+                self.fixed_bin(node, BinOp::Mul, f, vec![sq, x], shape)
             }
             0.5 => self.emit(node, un(UnOp::Sqrt { fx: f, fo: f }), vec![x], shape, fx),
             -0.5 => self.emit(node, un(UnOp::Rsqrt { fx: f, fo: f }), vec![x], shape, fx),
@@ -315,20 +252,10 @@ impl Compiler<'_> {
 
     /// `x * c` for a float constant `c` (weight rule).
     fn mul_const(&mut self, node: &TypedNode, x: usize, c: f32) -> CR<usize> {
-        let f = self.f();
         let (q, fc) = self.weight(&tensor0(c))?;
         let sc = self.const_slot(q, Ty::Fixed(fc));
         let shape = self.shape(x);
-        Ok(self.emit(
-            node,
-            Kind::Bin {
-                op: BinOp::Mul,
-                shift: fc,
-            },
-            vec![x, sc],
-            shape,
-            Ty::Fixed(f),
-        ))
+        Ok(self.fixed_bin(node, BinOp::Mul, fc, vec![x, sc], shape))
     }
 
     fn add_const(&mut self, node: &TypedNode, x: usize, c: f32) -> CR<usize> {
@@ -336,31 +263,26 @@ impl Compiler<'_> {
         let q = quantize(c as f64, f).unwrap_or(0);
         let sc = self.const_slot(XT::i64(vec![], vec![q]), Ty::Fixed(f));
         let shape = self.shape(x);
-        Ok(self.emit(
-            node,
-            Kind::Bin {
-                op: BinOp::Add,
-                shift: 0,
-            },
-            vec![x, sc],
-            shape,
-            Ty::Fixed(f),
-        ))
+        Ok(self.fixed_bin(node, BinOp::Add, 0, vec![x, sc], shape))
+    }
+
+    /// A binary step whose result is at the activation scale.
+    fn fixed_bin(
+        &mut self,
+        node: &TypedNode,
+        op: BinOp,
+        shift: i32,
+        inputs: Vec<usize>,
+        shape: Vec<usize>,
+    ) -> usize {
+        let ty = Ty::Fixed(self.f());
+        self.emit(node, Kind::Bin { op, shift }, inputs, shape, ty)
     }
 
     fn mul2(&mut self, node: &TypedNode, x: usize, y: usize) -> usize {
         let f = self.f();
         let shape = self.shape(x);
-        self.emit(
-            node,
-            Kind::Bin {
-                op: BinOp::Mul,
-                shift: f,
-            },
-            vec![x, y],
-            shape,
-            Ty::Fixed(f),
-        )
+        self.fixed_bin(node, BinOp::Mul, f, vec![x, y], shape)
     }
 
     pub(crate) fn unary(
@@ -449,16 +371,7 @@ impl Compiler<'_> {
                 let x3 = self.pow(node, x, 3.0)?;
                 let c = self.mul_const(node, x3, 0.044715)?;
                 let shape = self.shape(x);
-                let s = self.emit(
-                    node,
-                    Kind::Bin {
-                        op: BinOp::Add,
-                        shift: 0,
-                    },
-                    vec![x, c],
-                    shape,
-                    fx,
-                );
+                let s = self.fixed_bin(node, BinOp::Add, 0, vec![x, c], shape);
                 let u = self.mul_const(node, s, 0.797_884_6)?;
                 let t = self.table_step(node, u, Func::Tanh)?;
                 let t1 = self.add_const(node, t, 1.0)?;

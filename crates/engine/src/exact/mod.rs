@@ -35,10 +35,10 @@ mod run;
 mod scan;
 mod tree;
 
-pub use arith::dequantize;
+pub use arith::{dequantize, div_round, round_shift_i64};
 pub use export::{
-    softmax_exp_table, ExactConv, ExactGraph, ExactMatVec, ExactMaxPool, ExactOp, ExactStep,
-    ExactValue,
+    softmax_exp_table, ExactConv, ExactGraph, ExactMatVec, ExactOp, ExactStep, ExactValue,
+    ExactWindow,
 };
 pub use linalg::RunOptions;
 pub use run::{ExactEngine, ExactModel, ExactOutput};
