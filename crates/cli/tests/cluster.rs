@@ -152,3 +152,52 @@ fn kill9_loses_nothing_reported_final() -> Result<()> {
     api.wait_height(api.height()? + 3, Duration::from_secs(60))?;
     Ok(())
 }
+
+#[test]
+fn transactions_reach_every_validator_and_survive_their_entry_node() -> Result<()> {
+    use verity_primitives::{codec::Canonical, Address, Tx, TxBody};
+    let mut c = Cluster::start(bin(), 4)?;
+    let t = Duration::from_secs(60);
+    for a in &c.apis {
+        a.wait_height(3, t)?;
+    }
+    let key = c.dev_account()?;
+    let v = c.apis[0].ok(&format!("/v1/accounts/{}", key.address()))?;
+    let nonce = v["next_nonce"].as_u64().context("next_nonce")?;
+    let chain_id = c.apis[0].ok("/v1/status")?["chain_id"]
+        .as_u64()
+        .context("chain_id")?;
+    let to = Address::repeat_byte(0x77);
+    let txs: Vec<_> = (0..5)
+        .map(|i| {
+            Tx {
+                chain_id,
+                from: key.address(),
+                nonce: nonce + i,
+                body: TxBody::Transfer { to, amount: 1 },
+            }
+            .sign(&key)
+        })
+        .collect();
+    // Sent to node 3 only, which is killed right after admitting them.
+    for tx in &txs {
+        let (code, body) = c.apis[3].post("/v1/txs", "application/octet-stream", tx.encode())?;
+        assert_eq!(code, 200, "{body}");
+    }
+    c.kill9(3)?;
+    // The others got them by gossip and include them.
+    let start = std::time::Instant::now();
+    for tx in &txs {
+        loop {
+            let (code, v) = c.apis[1].get(&format!("/v1/txs/{:#x}", tx.id()))?;
+            if code == 200 && v["status"] == "applied" {
+                break;
+            }
+            anyhow::ensure!(start.elapsed() < t, "{:#x} never applied: {v}", tx.id());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    let bal = c.apis[0].ok(&format!("/v1/accounts/{to}"))?;
+    assert_eq!(bal["balance"], "5", "{bal}");
+    Ok(())
+}

@@ -81,10 +81,18 @@ fn wrong_zk_results_are_refused_and_the_honest_proof_settles() {
     let mut block = |txs: &[SignedTx]| {
         height += 1;
         ledger
-            .apply_block(height, &B256::repeat_byte(height as u8), txs)
+            .apply_block(
+                height,
+                Some(&verity_primitives::BlockSeed {
+                    view: height,
+                    signature: vec![height as u8; 48],
+                }),
+                txs,
+            )
             .unwrap()
     };
     block(&[infer]);
+    block(&[]);
     block(&[]);
     assert!(matches!(
         ledger.request(&rid).unwrap().unwrap().status,

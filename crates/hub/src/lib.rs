@@ -52,11 +52,13 @@ impl Hub {
         self.path(id).exists()
     }
 
-    /// Stores `bytes` and returns their id. Idempotent.
+    /// Stores `bytes` and returns their id, durably: the file and the
+    /// directory entry are synced before it returns. Idempotent; a corrupt
+    /// copy already on disk is replaced.
     pub fn put(&self, bytes: &[u8]) -> Result<ModelId, HubError> {
         let id = ModelId::of_bytes(bytes);
         let path = self.path(&id);
-        if path.exists() {
+        if path.exists() && self.get(&id).is_ok() {
             return Ok(id);
         }
         let io = |source| HubError::Io {
@@ -68,6 +70,9 @@ impl Hub {
         f.write_all(bytes).map_err(io)?;
         f.sync_all().map_err(io)?;
         fs::rename(&tmp, &path).map_err(io)?;
+        fs::File::open(&self.dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io)?;
         Ok(id)
     }
 
@@ -109,5 +114,8 @@ mod tests {
         assert!(matches!(hub.get(&other), Err(HubError::NotFound(_))));
         fs::write(hub.path(&id), b"tampered").unwrap();
         assert!(matches!(hub.get(&id), Err(HubError::Corrupt { .. })));
+        // Storing the model again repairs the corrupt copy.
+        assert_eq!(hub.put(b"onnx bytes").unwrap(), id);
+        assert_eq!(hub.get(&id).unwrap(), b"onnx bytes");
     }
 }

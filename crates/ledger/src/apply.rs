@@ -7,7 +7,7 @@ use crate::{
         compute_root, read_height, write_height, INPUTS, META, OPEN, OUTPUTS, PROOFS, ROOTS, STATE,
         TXS, ZK_PROOFS,
     },
-    Genesis, Ledger, LedgerError, Params, TxError, ZkVerifier,
+    Genesis, Ledger, LedgerError, ModelStore, Params, TxError, ZkVerifier,
 };
 use borsh::BorshSerialize;
 use redb::{ReadableTable, WriteTransaction};
@@ -16,8 +16,8 @@ use verity_primitives::{
     merkle,
     receipt::exact_model_id,
     tx::result_digest,
-    Address, Amount, Evidence, InferenceResult, Mode, ModelId, ModelManifest, Receipt, SignedTx,
-    Tensors, TxBody, B256,
+    Address, Amount, BlockSeed, Evidence, InferenceResult, Mode, ModelId, ModelManifest, Receipt,
+    SignedTx, Tensors, TxBody, B256,
 };
 
 /// What executing a block did.
@@ -63,6 +63,7 @@ pub(crate) struct Exec<'a> {
     pub params: &'a Params,
     pub chain_id: u64,
     pub zk: Option<&'a dyn ZkVerifier>,
+    pub models: Option<&'a dyn ModelStore>,
 }
 
 impl Exec<'_> {
@@ -89,24 +90,48 @@ impl Exec<'_> {
     }
 
     /// Checks then applies one transaction.
+    ///
+    /// The fee rule (DESIGN §8, "nothing is free"): a transaction with a
+    /// valid signature and the sender's next nonce pays the transaction fee
+    /// (as much of it as the balance holds) and advances the nonce even when
+    /// its body fails; only a result that settles is free, since the
+    /// request's escrow pays for it. A transaction without a valid
+    /// signature or with another nonce cannot be charged to anyone: it
+    /// fails as [`Charge::Unpayable`] (honest proposers never include one;
+    /// admission refuses it), and a nonce-gap one is not recorded, so that
+    /// it can still apply in a later block.
     fn apply_tx(&self, stx: &SignedTx) -> Result<Option<B256>, Failure> {
-        check_static(stx, self.chain_id)?;
+        check_static(stx, self.chain_id).map_err(Failure::unpayable)?;
         let tx = &stx.tx;
-        let mut acct = self.account(&tx.from)?;
+        let acct = self.account(&tx.from)?;
         if tx.nonce < acct.nonce {
-            return Err(TxError::NonceReused {
+            return Err(Failure::unpayable(TxError::NonceReused {
                 expected: acct.nonce,
                 got: tx.nonce,
-            }
-            .into());
+            }));
         }
         if tx.nonce > acct.nonce {
-            return Err(TxError::NonceGap {
+            return Err(Failure::Skip(TxError::NonceGap {
                 expected: acct.nonce,
                 got: tx.nonce,
-            }
-            .into());
+            }));
         }
+        match self.apply_body(stx, acct.clone()) {
+            Err(Failure::Tx(e, Charge::Fee)) => {
+                // Failed bodies write nothing; charge the fee, burn the nonce.
+                let mut acct = acct;
+                acct.balance -= self.params.tx_fee.min(acct.balance);
+                acct.nonce += 1;
+                self.put(&account_key(&tx.from), &acct)?;
+                Err(Failure::Tx(e, Charge::Fee))
+            }
+            other => other,
+        }
+    }
+
+    /// Applies a transaction body whose signature and nonce are valid.
+    fn apply_body(&self, stx: &SignedTx, mut acct: Account) -> Result<Option<B256>, Failure> {
+        let tx = &stx.tx;
         let need = |extra: Amount| -> Result<(), Failure> {
             let need = self.params.tx_fee.saturating_add(extra);
             if acct.balance < need {
@@ -146,6 +171,12 @@ impl Exec<'_> {
                 need(0)?;
                 acct.balance -= self.params.tx_fee;
                 self.put(&account_key(&tx.from), &acct)?;
+                if let Some(store) = self.models {
+                    // Durable before the block that names the model commits.
+                    store
+                        .store(&manifest.model_id, onnx)
+                        .map_err(LedgerError::from)?;
+                }
                 self.publish(manifest)?;
                 Ok(None)
             }
@@ -251,8 +282,13 @@ impl Exec<'_> {
                     .zk
                     .ok_or_else(|| TxError::UnsupportedMode("zk".into()))?;
                 let compiled = compiled.unwrap_or_default();
-                zk.verify(&commitment, &compiled, &input, &res.output, proof)
-                    .map_err(|e| TxError::InvalidResult(format!("zk proof rejected: {e}")))?;
+                // A verifier panic must not take the block down: it becomes
+                // the same refusal on every node (DESIGN §8).
+                let verdict = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    zk.verify(&commitment, &compiled, &input, &res.output, proof)
+                }))
+                .unwrap_or_else(|_| Err("the proof verifier failed on this proof".into()));
+                verdict.map_err(|e| TxError::InvalidResult(format!("zk proof rejected: {e}")))?;
                 self.w
                     .open_table(ZK_PROOFS)?
                     .insert(rid.as_slice(), proof.as_slice())?;
@@ -302,9 +338,11 @@ impl Exec<'_> {
         Ok(receipt_id)
     }
 
-    /// Draws executors for requests ordered before this block, and expires
-    /// overdue ones.
-    fn assign_and_expire(&self, randomness: &B256) -> Result<(), LedgerError> {
+    /// Draws executors for requests ordered two or more blocks before this
+    /// one, from this block's seed (the seed of the previous block's view,
+    /// which was unknown when the request was ordered), and expires overdue
+    /// ones. Without a seed (the first block) nothing is drawn.
+    fn assign_and_expire(&self, seed: Option<&BlockSeed>) -> Result<(), LedgerError> {
         let executors: Vec<Address> = self
             .get::<Executors>(EXECUTORS_KEY)?
             .map(|e| e.0)
@@ -322,22 +360,20 @@ impl Exec<'_> {
             let mut rec: RequestRecord = self
                 .get(&request_key(&id))?
                 .ok_or_else(|| LedgerError::Corrupt("open request without record".into()))?;
-            match rec.status {
-                RequestStatus::Pending if at < self.height => {
-                    if executors.is_empty() {
+            match (&rec.status, seed) {
+                (RequestStatus::Pending, Some(seed)) if at.saturating_add(2) <= self.height => {
+                    let Some(executor) = draw_executor(&executors, &seed.randomness(), &id) else {
                         continue;
-                    }
-                    let mut seed = randomness.to_vec();
-                    seed.extend_from_slice(id.as_slice());
-                    let draw = u64::from_le_bytes(keccak(&seed)[..8].try_into().expect("8 bytes"));
-                    let executor = executors[(draw % executors.len() as u64) as usize];
+                    };
                     rec.status = RequestStatus::Assigned {
                         executor,
                         deadline: self.height + self.params.request_timeout,
+                        seed: seed.clone(),
                     };
                     self.put(&request_key(&id), &rec)?;
                 }
-                RequestStatus::Assigned { deadline, .. } if deadline < self.height => {
+                (RequestStatus::Assigned { deadline, .. }, _) if *deadline < self.height => {
+                    let deadline = *deadline;
                     self.credit(&rec.requester, rec.max_fee)?;
                     rec.status = RequestStatus::Failed {
                         reason: format!("no result by height {deadline}; escrow refunded"),
@@ -352,6 +388,21 @@ impl Exec<'_> {
     }
 }
 
+/// The executor drawn for `request` from `executors` with `randomness` (a
+/// block seed's [`BlockSeed::randomness`]): anyone holding the request
+/// record's seed and the executor set recomputes it. `None` when there is
+/// no executor.
+pub fn draw_executor(executors: &[Address], randomness: &B256, request: &B256) -> Option<Address> {
+    if executors.is_empty() {
+        return None;
+    }
+    let mut input = b"verity/draw/v1".to_vec();
+    input.extend_from_slice(randomness.as_slice());
+    input.extend_from_slice(request.as_slice());
+    let draw = u64::from_le_bytes(keccak(&input)[..8].try_into().expect("8 bytes"));
+    Some(executors[(draw % executors.len() as u64) as usize])
+}
+
 /// Genesis executor list.
 #[derive(Clone, Debug, PartialEq, Eq, borsh::BorshSerialize, borsh::BorshDeserialize)]
 pub(crate) struct Executors(pub Vec<Address>);
@@ -359,14 +410,31 @@ impl Canonical for Executors {
     const WHAT: &'static str = "executor set";
 }
 
-/// A transaction failed: either the transaction's fault or the ledger's.
+/// Whether a failed transaction can be charged to its sender.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Charge {
+    /// Authentic and in nonce order: pays the fee, advances the nonce.
+    Fee,
+    /// No sender to charge (bad signature, wrong chain, used nonce).
+    Unpayable,
+}
+
+/// A transaction failed: the transaction's fault (and whether it pays), a
+/// transaction that cannot apply yet, or the ledger's own failure.
 pub(crate) enum Failure {
-    Tx(TxError),
+    Tx(TxError, Charge),
+    /// Not this block's to decide (a nonce gap): no effect, not recorded.
+    Skip(TxError),
     Ledger(LedgerError),
+}
+impl Failure {
+    pub(crate) fn unpayable(e: TxError) -> Self {
+        Failure::Tx(e, Charge::Unpayable)
+    }
 }
 impl From<TxError> for Failure {
     fn from(e: TxError) -> Self {
-        Failure::Tx(e)
+        Failure::Tx(e, Charge::Fee)
     }
 }
 impl From<LedgerError> for Failure {
@@ -394,6 +462,7 @@ pub(crate) fn init_genesis(w: &WriteTransaction, g: &Genesis) -> Result<(), Ledg
         params: &g.params,
         chain_id: g.chain_id,
         zk: None,
+        models: None,
     };
     for (addr, amount) in &g.accounts {
         ex.credit(addr, *amount)?;
@@ -467,7 +536,37 @@ impl Ledger {
                 }
                 need(req.max_fee)
             }
-            TxBody::Result(_) => Ok(()),
+            TxBody::Result(res) => {
+                // Only the assigned executor of an open request may post
+                // (and so have the pool hold) a result for it.
+                let rid = res.request_id;
+                let record = self
+                    .request(&rid)
+                    .map_err(internal)?
+                    .ok_or_else(|| TxError::UnknownRequest(format!("{rid:#x}")))?;
+                match record.status {
+                    RequestStatus::Assigned { executor, .. } if executor == tx.from => Ok(()),
+                    RequestStatus::Assigned { executor, .. } => Err(TxError::InvalidResult(
+                        format!("request is assigned to {executor}, not {}", tx.from),
+                    )),
+                    other => Err(TxError::InvalidResult(format!(
+                        "request is not awaiting a result ({})",
+                        other.name()
+                    ))),
+                }
+            }
+        }
+    }
+
+    /// What `body` can take from its sender's balance, and what it pays
+    /// beyond the flat fee (its rank in a full mempool).
+    pub fn tx_cost(&self, body: &TxBody) -> (Amount, Amount) {
+        let fee = self.genesis.params.tx_fee;
+        match body {
+            TxBody::Transfer { amount, .. } => (fee.saturating_add(*amount), 0),
+            TxBody::Infer(req) => (fee.saturating_add(req.max_fee), req.max_fee),
+            TxBody::Publish { .. } => (fee, 0),
+            TxBody::Result(_) => (0, 0),
         }
     }
 
@@ -476,7 +575,7 @@ impl Ledger {
     pub fn apply_block(
         &self,
         height: u64,
-        randomness: &B256,
+        seed: Option<&BlockSeed>,
         txs: &[SignedTx],
     ) -> Result<BlockOutcome, LedgerError> {
         let w = self.db.begin_write()?;
@@ -506,6 +605,7 @@ impl Ledger {
             params: &self.genesis.params,
             chain_id: self.genesis.chain_id,
             zk: self.zk.as_deref(),
+            models: self.models.as_deref(),
         };
         let (mut applied, mut failed, mut receipts) = (0, 0, Vec::new());
         for stx in txs {
@@ -524,7 +624,7 @@ impl Ledger {
                         code: None,
                     }
                 }
-                Err(Failure::Tx(e)) => {
+                Err(Failure::Tx(e, _)) => {
                     failed += 1;
                     TxOutcome {
                         height,
@@ -532,12 +632,16 @@ impl Ledger {
                         code: Some(e.code().into()),
                     }
                 }
+                Err(Failure::Skip(e)) => {
+                    tracing::debug!(tx = %stx.id(), %e, "skipped: cannot apply yet");
+                    continue;
+                }
                 Err(Failure::Ledger(e)) => return Err(e),
             };
             w.open_table(TXS)?
                 .insert(stx.id().as_slice(), outcome.encode().as_slice())?;
         }
-        ex.assign_and_expire(randomness)?;
+        ex.assign_and_expire(seed)?;
         let (root, leaves, keys) = compute_root(&w)?;
         for rid in &receipts {
             let k = Receipt::state_key(rid);

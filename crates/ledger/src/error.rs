@@ -77,6 +77,8 @@ pub enum LedgerError {
     OutOfOrder { expected: u64, got: u64 },
     #[error("genesis mismatch: {0}")]
     Genesis(String),
+    #[error(transparent)]
+    ModelStore(#[from] crate::ModelStoreError),
 }
 
 macro_rules! from_redb {

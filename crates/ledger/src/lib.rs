@@ -12,14 +12,16 @@ mod apply;
 mod checks;
 mod error;
 mod genesis;
+mod models;
 mod query;
 mod records;
 mod store;
 mod zk;
 
-pub use apply::BlockOutcome;
+pub use apply::{draw_executor, BlockOutcome};
 pub use error::{LedgerError, TxError};
 pub use genesis::{Genesis, Params};
+pub use models::{ModelStore, ModelStoreError};
 pub use query::ReceiptProof;
 pub use records::{Account, RequestRecord, RequestStatus, TxOutcome};
 pub use store::Ledger;

@@ -2,7 +2,7 @@
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use serde::{Deserialize, Serialize};
-use verity_primitives::{codec::Canonical, Address, Amount, Mode, ModelId, B256};
+use verity_primitives::{codec::Canonical, Address, Amount, BlockSeed, Mode, ModelId, B256};
 
 #[derive(
     Clone, Debug, Default, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize,
@@ -22,10 +22,12 @@ impl Canonical for Account {
 pub enum RequestStatus {
     /// Ordered, waiting for an executor to be drawn from a later block.
     Pending,
-    /// Assigned; the result is due by `deadline`.
+    /// Assigned; the result is due by `deadline`. `seed` is the block seed
+    /// the executor was drawn with (see `draw_executor`).
     Assigned {
         executor: Address,
         deadline: u64,
+        seed: BlockSeed,
     },
     Settled {
         receipt_id: B256,
@@ -33,6 +35,18 @@ pub enum RequestStatus {
     Failed {
         reason: String,
     },
+}
+
+impl RequestStatus {
+    /// The state's name, as in JSON.
+    pub fn name(&self) -> &'static str {
+        match self {
+            RequestStatus::Pending => "pending",
+            RequestStatus::Assigned { .. } => "assigned",
+            RequestStatus::Settled { .. } => "settled",
+            RequestStatus::Failed { .. } => "failed",
+        }
+    }
 }
 
 /// An inference request in the state.

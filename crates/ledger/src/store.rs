@@ -27,6 +27,7 @@ pub struct Ledger {
     pub(crate) db: Database,
     pub(crate) genesis: Genesis,
     pub(crate) zk: Option<std::sync::Arc<dyn crate::ZkVerifier>>,
+    pub(crate) models: Option<std::sync::Arc<dyn crate::ModelStore>>,
 }
 
 impl std::fmt::Debug for Ledger {
@@ -41,6 +42,13 @@ impl Ledger {
     /// Enables zk mode: proofs are checked with `zk`.
     pub fn with_zk(mut self, zk: std::sync::Arc<dyn crate::ZkVerifier>) -> Self {
         self.zk = Some(zk);
+        self
+    }
+
+    /// Stores published models' bytes through `models` before each block
+    /// that publishes them commits.
+    pub fn with_model_store(mut self, models: std::sync::Arc<dyn crate::ModelStore>) -> Self {
+        self.models = Some(models);
         self
     }
 
@@ -59,6 +67,7 @@ impl Ledger {
             db,
             genesis,
             zk: None,
+            models: None,
         };
         let read = ledger.db.begin_read()?;
         let existing = match read.open_table(META) {

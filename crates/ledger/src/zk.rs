@@ -71,7 +71,10 @@ impl Exec<'_> {
                 let zk = self.zk.ok_or_else(|| {
                     TxError::UnsupportedMode("zk (no proof verifier on this node)".into())
                 })?;
-                let st = match zk.register(model).map_err(LedgerError::Corrupt)? {
+                let registered =
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| zk.register(model)))
+                        .unwrap_or_else(|_| Ok(Err("the prover failed on this model".into())));
+                let st = match registered.map_err(LedgerError::Corrupt)? {
                     Ok(commitment) => ZkStatus::Ready { commitment },
                     Err(reason) => ZkStatus::Refused { reason },
                 };

@@ -2,8 +2,9 @@
 
 use verity_ledger::{Genesis, Ledger, Params, RequestStatus, TxError};
 use verity_primitives::{
-    tx::result_digest, DType, Dim, Evidence, InferenceRequest, InferenceResult, Mode, ModelId,
-    ModelManifest, PrivateKey, SignedTx, Tensor, TensorData, TensorSpec, Tensors, Tx, TxBody, B256,
+    tx::result_digest, BlockSeed, DType, Dim, Evidence, InferenceRequest, InferenceResult, Mode,
+    ModelId, ModelManifest, PrivateKey, SignedTx, Tensor, TensorData, TensorSpec, Tensors, Tx,
+    TxBody, B256,
 };
 
 const CHAIN: u64 = 42;
@@ -72,7 +73,7 @@ impl World {
 
     fn block(&mut self, l: &Ledger, txs: &[SignedTx]) -> verity_ledger::BlockOutcome {
         self.height += 1;
-        l.apply_block(self.height, &B256::repeat_byte(self.height as u8), txs)
+        l.apply_block(self.height, Some(&seed(self.height)), txs)
             .unwrap()
     }
 
@@ -130,6 +131,14 @@ impl World {
     }
 }
 
+/// A stand-in block seed (the ledger takes seeds as verified by consensus).
+fn seed(view: u64) -> BlockSeed {
+    BlockSeed {
+        view,
+        signature: vec![view as u8; 48],
+    }
+}
+
 fn outcome_code(l: &Ledger, tx: &SignedTx) -> Option<String> {
     l.tx_outcome(&tx.id()).unwrap().unwrap().code
 }
@@ -149,11 +158,28 @@ fn inference_settles_with_provable_receipt_and_fees() {
         l.account(&w.alice.address()).unwrap().balance,
         10_000 - 10 - 500
     );
+    // The next block carries the seed of the view that ordered the
+    // request, which its proposer may know: no draw from it.
     w.block(&l, &[]);
-    assert!(matches!(
+    assert_eq!(
         l.request(&rid).unwrap().unwrap().status,
-        RequestStatus::Assigned { .. }
-    ));
+        RequestStatus::Pending
+    );
+    w.block(&l, &[]);
+    let RequestStatus::Assigned {
+        executor,
+        seed: used,
+        ..
+    } = l.request(&rid).unwrap().unwrap().status
+    else {
+        panic!("assigned two blocks after ordering")
+    };
+    // Anyone recomputes the draw from the recorded seed.
+    assert_eq!(used, seed(w.height));
+    assert_eq!(
+        verity_ledger::draw_executor(&[w.exec.address()], &used.randomness(), &rid),
+        Some(executor)
+    );
     assert_eq!(l.assigned_to(&w.exec.address()).unwrap().len(), 1);
     let res = w.result(0, rid, 3.5);
     let out = w.block(&l, &[res]);
@@ -219,6 +245,7 @@ fn exact_receipts_bind_the_compiled_model_and_other_modes_wait() {
     let req = exact(0, Mode::Exact);
     w.block(&l, std::slice::from_ref(&req));
     w.block(&l, &[]);
+    w.block(&l, &[]);
     // Exact-mode float outputs are the exact float64 of the fixed-point value.
     let float32 = w.result(0, req.id(), 1.0);
     let out = w.block(&l, std::slice::from_ref(&float32));
@@ -232,9 +259,10 @@ fn exact_receipts_bind_the_compiled_model_and_other_modes_wait() {
         Tensor::new("Y", vec![1], TensorData::F64(vec![1.0])).unwrap(),
     );
     let signature = w.exec.sign(&result_digest(&req.id(), &output.hash()));
+    // The refused result used the executor's nonce 0 (failures pay).
     let exact_result = w.tx(
         &w.exec,
-        0,
+        1,
         TxBody::Result(InferenceResult {
             request_id: req.id(),
             output,
@@ -271,6 +299,7 @@ fn replay_underfunded_wrong_chain_and_bad_signature_are_rejected() {
         )
     };
     let ok = t(0, 5);
+    let (fill, ahead) = (t(2, 1), t(3, 1));
     w.block(&l, std::slice::from_ref(&ok));
     assert_eq!(outcome_code(&l, &ok), None);
     let root_before = l.root_at(w.height).unwrap();
@@ -311,12 +340,9 @@ fn replay_underfunded_wrong_chain_and_bad_signature_are_rejected() {
         l.check_tx(&wrong_chain, 16),
         Err(TxError::BadSignature(_))
     ));
-    // Even if included in a block, they change nothing but their outcome.
-    w.block(&l, &[replay, poor.clone(), wrong_chain.clone()]);
-    assert_eq!(
-        outcome_code(&l, &poor).as_deref(),
-        Some("insufficient_balance")
-    );
+    // Included anyway (by a Byzantine proposer), the ones nobody can be
+    // charged for change nothing but their outcome.
+    w.block(&l, &[replay, wrong_chain.clone()]);
     assert_eq!(
         outcome_code(&l, &wrong_chain).as_deref(),
         Some("bad_signature")
@@ -325,8 +351,55 @@ fn replay_underfunded_wrong_chain_and_bad_signature_are_rejected() {
     assert_eq!(
         l.root_at(w.height).unwrap(),
         root_before,
-        "failed transactions must not change state"
+        "unpayable transactions must not change state"
     );
+    // An authentic, in-order transaction that fails pays the fee and uses
+    // its nonce: block space is never free.
+    w.block(&l, std::slice::from_ref(&poor));
+    assert_eq!(
+        outcome_code(&l, &poor).as_deref(),
+        Some("insufficient_balance")
+    );
+    let alice = l.account(&w.alice.address()).unwrap();
+    assert_eq!(alice.balance, 10_000 - 15 - 10);
+    assert_eq!(alice.nonce, 2);
+    // A transaction ahead of the account nonce is skipped, not recorded:
+    // it can still apply once the gap is filled.
+    w.block(&l, std::slice::from_ref(&ahead));
+    assert_eq!(l.tx_outcome(&ahead.id()).unwrap(), None);
+    w.block(&l, &[fill, ahead.clone()]);
+    assert_eq!(outcome_code(&l, &ahead), None);
+    assert_eq!(l.account(&w.alice.address()).unwrap().nonce, 4);
+}
+
+#[test]
+fn results_are_admitted_only_from_the_assigned_executor() {
+    let mut w = World::new();
+    let l = w.ledger();
+    let req = w.infer(0, 500);
+    // Not yet assigned: nobody's result is admitted.
+    w.block(&l, std::slice::from_ref(&req));
+    let early = w.result(0, req.id(), 1.0);
+    match l.check_tx(&early, 16) {
+        Err(TxError::InvalidResult(m)) => assert!(m.contains("not awaiting"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    w.block(&l, &[]);
+    w.block(&l, &[]);
+    l.check_tx(&early, 16).unwrap();
+    // A fresh key cannot post a result for it.
+    let stranger = PrivateKey::from_dev_seed("stranger");
+    let forged = w.tx(&stranger, 0, early.tx.body.clone());
+    match l.check_tx(&forged, 16) {
+        Err(TxError::InvalidResult(m)) => assert!(m.contains("assigned to"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    // Nor for an unknown request.
+    let unknown = w.result(0, B256::repeat_byte(9), 1.0);
+    assert!(matches!(
+        l.check_tx(&unknown, 16),
+        Err(TxError::UnknownRequest(_))
+    ));
 }
 
 #[test]
@@ -373,6 +446,7 @@ fn bad_requests_and_results_are_refused() {
     let req = w.infer(0, 500);
     w.block(&l, std::slice::from_ref(&req));
     w.block(&l, &[]);
+    w.block(&l, &[]);
     let mut forged = w.result(0, req.id(), 1.0);
     forged.tx.from = w.alice.address();
     let forged = Tx {
@@ -418,8 +492,8 @@ fn state_survives_reopen_and_rejects_gaps_and_other_genesis() {
     assert_eq!(l.root_at(1).unwrap().unwrap(), root);
     assert_eq!(l.account(&w.exec.address()).unwrap().balance, 7);
     // Re-delivery is a no-op, a gap is an error.
-    assert!(l.apply_block(1, &B256::ZERO, &[]).unwrap().already_applied);
-    assert!(l.apply_block(5, &B256::ZERO, &[]).is_err());
+    assert!(l.apply_block(1, None, &[]).unwrap().already_applied);
+    assert!(l.apply_block(5, None, &[]).is_err());
     drop(l);
     let mut other = w.genesis.clone();
     other.chain_id = 1;
@@ -468,4 +542,74 @@ fn publish_checks_cid_and_names() {
     assert_eq!(l.resolve_model("m2", None).unwrap(), Some(m.model_id));
     assert_eq!(l.resolve_model("m2", Some("1")).unwrap(), Some(m.model_id));
     assert_eq!(l.models().unwrap().len(), 2);
+}
+
+/// Records what it stores; fails while `fail` is set.
+#[derive(Default)]
+struct TestStore {
+    stored: std::sync::Mutex<Vec<ModelId>>,
+    fail: std::sync::atomic::AtomicBool,
+}
+
+impl verity_ledger::ModelStore for TestStore {
+    fn store(&self, id: &ModelId, _bytes: &[u8]) -> Result<(), verity_ledger::ModelStoreError> {
+        if self.fail.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(verity_ledger::ModelStoreError {
+                model: id.to_string(),
+                source: "disk full".into(),
+            });
+        }
+        self.stored.lock().unwrap().push(*id);
+        Ok(())
+    }
+}
+
+#[test]
+fn model_bytes_are_stored_before_commit_and_only_for_valid_publishes() {
+    let mut w = World::new();
+    let store = std::sync::Arc::new(TestStore::default());
+    let l = w.ledger().with_model_store(store.clone());
+    let bytes = b"stored-model".to_vec();
+    let m = manifest(&w.alice, &bytes, "m3");
+    let mut lying = m.clone();
+    lying.size += 1;
+    let bad = w.tx(
+        &w.alice,
+        0,
+        TxBody::Publish {
+            manifest: lying,
+            onnx: bytes.clone(),
+        },
+    );
+    w.block(&l, std::slice::from_ref(&bad));
+    assert_eq!(outcome_code(&l, &bad).as_deref(), Some("invalid_model"));
+    assert!(
+        store.stored.lock().unwrap().is_empty(),
+        "a failing publish stores nothing"
+    );
+    let good = w.tx(
+        &w.alice,
+        1,
+        TxBody::Publish {
+            manifest: m.clone(),
+            onnx: bytes,
+        },
+    );
+    // The store fails: the block does not commit, and can be applied again.
+    store.fail.store(true, std::sync::atomic::Ordering::SeqCst);
+    let height = w.height;
+    let err = l
+        .apply_block(
+            height + 1,
+            Some(&seed(height + 1)),
+            std::slice::from_ref(&good),
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("disk full"), "{err}");
+    assert_eq!(l.height().unwrap(), height, "nothing committed");
+    assert_eq!(l.model(&m.model_id).unwrap(), None);
+    store.fail.store(false, std::sync::atomic::Ordering::SeqCst);
+    w.block(&l, std::slice::from_ref(&good));
+    assert_eq!(*store.stored.lock().unwrap(), vec![m.model_id]);
+    assert!(l.model(&m.model_id).unwrap().is_some());
 }

@@ -6,20 +6,24 @@
 //! by at most one height per block, so every height is claimed by some
 //! finalized block and an auditor can link each state root to a certificate.
 
-use crate::{consensus::Application, state::NodeState};
+use crate::{
+    consensus::{Application, ApplyFailure},
+    state::NodeState,
+};
 use bytes::Bytes;
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
-use tracing::{error, info, warn};
-use verity_primitives::{
-    block::BlockBody, codec::Canonical, BlockHeader, ModelId, StateClaim, TxBody, B256,
-};
+use tracing::{info, warn};
+use verity_primitives::{block::BlockBody, codec::Canonical, BlockHeader, StateClaim, B256};
 
 /// Largest body a proposer builds.
 pub const MAX_BLOCK_BYTES: usize = 36 << 20;
+
+/// Largest transaction the mempool admits: one that fills a block alone.
+pub const MAX_TX_BYTES: usize = MAX_BLOCK_BYTES;
 
 #[derive(Clone, Debug)]
 pub struct LedgerApp {
@@ -28,16 +32,24 @@ pub struct LedgerApp {
     /// they execute or [`REPROPOSE_AFTER`] passes (their block may have
     /// been skipped).
     inflight: Arc<Mutex<HashMap<B256, Instant>>>,
+    /// Locally admitted transactions for the gossip task (taken once).
+    gossip: Arc<Mutex<Option<crate::consensus::gossip::GossipOutbound>>>,
 }
 
 /// How long a proposed transaction is held back from further proposals.
 pub const REPROPOSE_AFTER: Duration = Duration::from_secs(3);
 
 impl LedgerApp {
-    pub fn new(state: Arc<NodeState>) -> Self {
+    /// `gossip` yields what the node admitted locally (see
+    /// [`NodeState::gossip`]).
+    pub fn new(
+        state: Arc<NodeState>,
+        gossip: Option<crate::consensus::gossip::GossipOutbound>,
+    ) -> Self {
         Self {
             state,
             inflight: Arc::default(),
+            gossip: Arc::new(Mutex::new(gossip)),
         }
     }
 }
@@ -121,56 +133,88 @@ impl Application for LedgerApp {
         matches!(self.state.ledger.root_at(c.height), Ok(Some(r)) if r == c.root)
     }
 
-    async fn finalized(&self, header: BlockHeader, body: Bytes, finalization: Option<Vec<u8>>) {
+    async fn finalized(
+        &self,
+        header: BlockHeader,
+        body: Bytes,
+        finalization: Option<Vec<u8>>,
+    ) -> Result<(), ApplyFailure> {
         let s = &self.state;
-        let body = match BlockBody::decode(&body) {
-            Ok(b) => b,
-            Err(e) => {
-                error!(height = header.height, %e, "finalized block has an undecodable body");
-                BlockBody::default()
+        // A finalized body was verified by a quorum; one that does not
+        // decode here means this node is broken, not the block.
+        let body = BlockBody::decode(&body).map_err(ApplyFailure::new)?;
+        s.chain
+            .record(&header, finalization.as_deref())
+            .map_err(ApplyFailure::new)?;
+        // Model bytes are stored by the ledger (through the Hub) before the
+        // block commits; executor draws use the header's verified seed.
+        let out = s
+            .ledger
+            .apply_block(header.height, header.seed.as_ref(), &body.txs)
+            .map_err(ApplyFailure::new)?;
+        if !out.already_applied {
+            s.metrics.blocks.inc();
+            s.metrics.txs_applied.inc_by(out.applied as u64);
+            s.metrics.txs_failed.inc_by(out.failed as u64);
+            s.metrics.receipts.inc_by(out.receipts.len() as u64);
+            if !body.txs.is_empty() {
+                info!(height = header.height, txs = body.txs.len(), root = %out.root, "executed block");
             }
-        };
-        // Model bytes first, so the ledger never names a model the hub lacks.
-        for t in &body.txs {
-            if let TxBody::Publish { manifest, onnx } = &t.tx.body {
-                if ModelId::of_bytes(onnx) == manifest.model_id {
-                    if let Err(e) = s.hub.put(onnx) {
-                        error!(%e, "storing a published model failed");
-                    }
+        }
+        self.check_claim(&header);
+        s.metrics.height.set(header.height as i64);
+        s.prune_mempool(header.height);
+        // Included transactions leave the pool even when they failed (a
+        // failure pays the fee and uses the nonce); a transaction the
+        // ledger skipped for a nonce gap stays.
+        {
+            let mut pool = s.mempool.lock().expect("mempool lock");
+            for t in &body.txs {
+                if s.ledger.tx_outcome(&t.id()).ok().flatten().is_some() {
+                    pool.remove(&t.id(), &t.tx.from, t.tx.nonce);
                 }
             }
         }
-        if let Err(e) = s.chain.record(&header, finalization.as_deref()) {
-            error!(%e, "recording a finalized header failed");
+        s.executed.send_replace(header.height);
+        Ok(())
+    }
+
+    fn gossiped(&self, tx: verity_primitives::SignedTx) {
+        // Admission can be expensive (a publish's model is inspected): it
+        // runs on the node's own runtime, never on consensus's; when that
+        // queue is full, the gossiped transaction is dropped.
+        if let Some(inbox) = &self.state.gossip_inbox {
+            let _ = inbox.try_send(tx);
         }
-        // Randomness for executor draws: the block digest (see DESIGN note in
-        // the README: a VRF seed carried in the block would remove the
-        // proposer's ability to grind it).
-        let randomness = B256::from(header.digest());
-        match s.ledger.apply_block(header.height, &randomness, &body.txs) {
-            Ok(out) => {
-                if !out.already_applied {
-                    s.metrics.blocks.inc();
-                    s.metrics.txs_applied.inc_by(out.applied as u64);
-                    s.metrics.txs_failed.inc_by(out.failed as u64);
-                    s.metrics.receipts.inc_by(out.receipts.len() as u64);
-                    if !body.txs.is_empty() {
-                        info!(height = header.height, txs = body.txs.len(), root = %out.root, "executed block");
-                    }
-                }
-                s.metrics.height.set(header.height as i64);
-                s.prune_mempool();
-                // Included transactions leave the pool even when they
-                // failed (a failure does not advance the sender's nonce).
-                {
-                    let mut pool = s.mempool.lock().expect("mempool lock");
-                    for t in &body.txs {
-                        pool.remove(&t.id(), &t.tx.from, t.tx.nonce);
-                    }
-                }
-                s.executed.send_replace(header.height);
-            }
-            Err(e) => error!(height = header.height, %e, "executing a finalized block failed"),
+    }
+
+    fn gossip_outbound(&self) -> Option<crate::consensus::gossip::GossipOutbound> {
+        self.gossip.lock().expect("gossip lock").take()
+    }
+
+    fn halt(&self, height: u64, cause: &ApplyFailure) {
+        self.state
+            .halt(format!("could not apply finalized block {height}: {cause}"));
+    }
+}
+
+impl LedgerApp {
+    /// A finalized header's state claim must match this node's own root at
+    /// that height; otherwise this node's state diverged from the one the
+    /// network finalized, and it stops serving finality.
+    fn check_claim(&self, header: &BlockHeader) {
+        let claim = header.claim;
+        if claim.height == 0 {
+            return;
+        }
+        match self.state.ledger.root_at(claim.height) {
+            Ok(Some(root)) if root == claim.root => {}
+            Ok(Some(root)) => self.state.halt(format!(
+                "state diverged: finalized block {} claims root {:#x} after height {}, this node computed {:#x}",
+                header.height, claim.root, claim.height, root
+            )),
+            Ok(None) => {}
+            Err(e) => warn!(%e, "cannot read a state root to check a claim"),
         }
     }
 }

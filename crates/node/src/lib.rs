@@ -11,6 +11,7 @@ pub mod audit;
 pub mod chain;
 pub mod consensus;
 pub mod executor;
+pub mod hub_store;
 pub mod mempool;
 pub mod metrics;
 pub mod service;

@@ -25,6 +25,10 @@ use verity_hub::Hub;
 use verity_ledger::{Genesis, Ledger};
 use verity_primitives::PrivateKey;
 
+/// Admitted transactions queued for gossip before new ones are dropped from
+/// it (they still enter this node's pool).
+const GOSSIP_QUEUE: usize = 1024;
+
 /// Everything a node needs to start.
 pub struct NodeConfig {
     /// Node directory: ledger.redb, chain.redb, hub/, consensus/.
@@ -78,6 +82,22 @@ impl std::fmt::Debug for RunningNode {
 }
 
 impl RunningNode {
+    /// Resolves with the reason once the node halts (it could not apply a
+    /// finalized block, or its state diverged from the network's): the
+    /// process should stop, and a restart resumes from the last committed
+    /// height.
+    pub async fn halted(&self) -> String {
+        let mut rx = self.state.halted.subscribe();
+        loop {
+            if let Some(r) = rx.borrow_and_update().clone() {
+                return r;
+            }
+            if rx.changed().await.is_err() {
+                return "node state dropped".into();
+            }
+        }
+    }
+
     /// Stops consensus, the executor and the API.
     pub fn stop(mut self) {
         self.api_task.abort();
@@ -109,6 +129,26 @@ fn exact_params(g: &Genesis) -> Result<ExactParams, NodeError> {
     }
 }
 
+/// Admits what other validators gossiped, one at a time, off the async
+/// threads; a refusal is normal (a peer's view of nonces may be ahead).
+async fn admit_gossiped(
+    state: Arc<NodeState>,
+    mut inbox: tokio::sync::mpsc::Receiver<verity_primitives::SignedTx>,
+) {
+    while let Some(tx) = inbox.recv().await {
+        let id = tx.id();
+        if state.mempool.lock().expect("mempool lock").contains(&id) {
+            continue;
+        }
+        let s = state.clone();
+        match tokio::task::spawn_blocking(move || s.admit(tx)).await {
+            Ok(Ok(_)) => tracing::debug!(tx = %id, "admitted a gossiped transaction"),
+            Ok(Err(e)) => tracing::debug!(tx = %id, %e, "gossiped transaction not admitted"),
+            Err(e) => tracing::warn!(tx = %id, %e, "admitting a gossiped transaction panicked"),
+        }
+    }
+}
+
 /// Opens storage and starts every service. Must be called inside a tokio
 /// runtime (the API and executor run on it; consensus runs on its own).
 pub async fn start_node(cfg: NodeConfig) -> Result<RunningNode, NodeError> {
@@ -135,7 +175,11 @@ pub async fn start_node(cfg: NodeConfig) -> Result<RunningNode, NodeError> {
     let executed = ledger.height().map_err(|e| start_err("ledger")(&e))?;
     let params = exact_params(&cfg.genesis)?;
     let zk = Arc::new(crate::zk::ZkService::new(hub.clone(), params.clone()));
-    let ledger = ledger.with_zk(zk.clone());
+    let ledger = ledger
+        .with_zk(zk.clone())
+        .with_model_store(Arc::new(crate::hub_store::HubStore(hub.clone())));
+    let (gossip_tx, gossip_rx) = futures::channel::mpsc::channel(GOSSIP_QUEUE);
+    let (inbox_tx, inbox_rx) = tokio::sync::mpsc::channel(GOSSIP_QUEUE);
     let state = Arc::new(NodeState {
         ledger,
         hub,
@@ -159,7 +203,11 @@ pub async fn start_node(cfg: NodeConfig) -> Result<RunningNode, NodeError> {
         },
         metrics: Metrics::default(),
         executed: tokio::sync::watch::channel(executed).0,
+        halted: tokio::sync::watch::channel(None).0,
+        gossip: Some(gossip_tx),
+        gossip_inbox: Some(inbox_tx),
     });
+    tokio::spawn(admit_gossiped(state.clone(), inbox_rx));
     let router = api::router(state.clone());
     let api_task = tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, router).await {
@@ -180,7 +228,7 @@ pub async fn start_node(cfg: NodeConfig) -> Result<RunningNode, NodeError> {
     );
     // Room for the largest publish transaction (a 16 MiB model).
     vcfg.max_body_bytes = crate::application::MAX_BLOCK_BYTES + (1 << 20);
-    let app = LedgerApp::new(state.clone());
+    let app = LedgerApp::new(state.clone(), Some(gossip_rx));
     let consensus = tokio::task::spawn_blocking(move || consensus::start(vcfg, app))
         .await
         .map_err(|e| start_err("consensus")(&e))?

@@ -2,14 +2,14 @@
 
 use crate::{
     chain::ChainStore,
-    mempool::{Mempool, MempoolError},
+    mempool::{Admission, Mempool, MempoolError},
     metrics::Metrics,
 };
 use std::sync::{Arc, Mutex};
 use verity_engine::Engine;
 use verity_hub::Hub;
 use verity_ledger::{Ledger, TxError};
-use verity_primitives::{Address, Mode, PrivateKey, SignedTx, TxBody, B256};
+use verity_primitives::{codec::Canonical, Address, Mode, PrivateKey, SignedTx, TxBody, B256};
 
 /// Static facts about the node and its network, served by `/v1/status`.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -53,6 +53,15 @@ pub struct NodeState {
     pub metrics: Metrics,
     /// Latest executed height; waiters subscribe to it.
     pub executed: tokio::sync::watch::Sender<u64>,
+    /// Set when this node must stop serving finality: its state diverged
+    /// from what finalized headers claim, or it could not apply a block.
+    /// Holds the reason.
+    pub halted: tokio::sync::watch::Sender<Option<String>>,
+    /// Admitted transactions go here to be gossiped to the other
+    /// validators.
+    pub gossip: Option<futures::channel::mpsc::Sender<bytes::Bytes>>,
+    /// Transactions other validators gossiped, waiting for admission.
+    pub gossip_inbox: Option<tokio::sync::mpsc::Sender<SignedTx>>,
 }
 
 impl std::fmt::Debug for NodeState {
@@ -64,6 +73,23 @@ impl std::fmt::Debug for NodeState {
 }
 
 impl NodeState {
+    /// Stops serving finality, for `reason` (kept: the first reason wins).
+    pub fn halt(&self, reason: String) {
+        self.halted.send_if_modified(|h| {
+            if h.is_some() {
+                return false;
+            }
+            tracing::error!(%reason, "node halted: no longer serving finality");
+            *h = Some(reason);
+            true
+        });
+    }
+
+    /// Why this node stopped serving finality, if it did.
+    pub fn halt_reason(&self) -> Option<String> {
+        self.halted.borrow().clone()
+    }
+
     fn account_nonce(&self, a: &Address) -> u64 {
         self.ledger.account(a).map(|a| a.nonce).unwrap_or(0)
     }
@@ -74,15 +100,28 @@ impl NodeState {
         self.mempool.lock().expect("mempool lock").next_nonce(a, n)
     }
 
-    /// Admission: signature, chain, nonce, balance, model schema; for a
-    /// publish, the engine must load the model and agree with the manifest.
+    /// Admission, cheapest checks first: size (it must fit in a block),
+    /// then signature, chain, nonce and balance (the ledger's checks), and
+    /// only then any model work; for a publish, the engine must load the
+    /// model and agree with the manifest.
     pub fn submit(&self, tx: SignedTx) -> Result<B256, SubmitError> {
-        let ahead = self
-            .mempool
-            .lock()
-            .expect("mempool lock")
-            .limits()
-            .max_nonce_ahead;
+        let encoded = tx.encode();
+        let id = self.admit(tx)?;
+        if let Some(gossip) = &self.gossip {
+            // Bounded: if the gossip task lags, this node still includes it.
+            let _ = gossip.clone().try_send(bytes::Bytes::from(encoded));
+        }
+        Ok(id)
+    }
+
+    /// [`NodeState::submit`] without gossiping (for transactions that other
+    /// validators gossiped).
+    pub fn admit(&self, tx: SignedTx) -> Result<B256, SubmitError> {
+        let ahead = {
+            let pool = self.mempool.lock().expect("mempool lock");
+            pool.check_size(&tx)?;
+            pool.limits().max_nonce_ahead
+        };
         self.ledger.check_tx(&tx, ahead)?;
         if let TxBody::Publish { manifest, onnx } = &tx.tx.body {
             let info = self.engine.inspect(onnx)?;
@@ -109,14 +148,28 @@ impl NodeState {
             }
         }
         let id = tx.id();
-        self.mempool.lock().expect("mempool lock").insert(tx)?;
+        let account = self.ledger.account(&tx.tx.from).map_err(|e| {
+            SubmitError::Tx(TxError::InvalidInput(format!("ledger unavailable: {e}")))
+        })?;
+        let (cost, priority) = self.ledger.tx_cost(&tx.tx.body);
+        let admission = Admission {
+            height: *self.executed.borrow(),
+            account_nonce: account.nonce,
+            balance: account.balance,
+            cost,
+            priority,
+        };
+        self.mempool
+            .lock()
+            .expect("mempool lock")
+            .insert(tx, admission)?;
         self.metrics.txs_submitted.inc();
         Ok(id)
     }
 
     /// Drops pending transactions made stale by executed blocks.
-    pub fn prune_mempool(&self) {
+    pub fn prune_mempool(&self, height: u64) {
         let mut pool = self.mempool.lock().expect("mempool lock");
-        pool.prune(|a| self.account_nonce(a));
+        pool.prune(height, |a| self.account_nonce(a));
     }
 }

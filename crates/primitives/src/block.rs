@@ -27,6 +27,29 @@ pub struct StateClaim {
     pub root: B256,
 }
 
+/// The threshold-BLS VRF seed of a consensus view, carried in the next
+/// block: `signature` is the group's signature over the view's round, which
+/// no coalition below the threshold can compute or predict, and which every
+/// verifier checks against the network identity before voting.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct BlockSeed {
+    /// The view whose seed this is (the parent block's view).
+    pub view: u64,
+    /// The encoded seed signature.
+    #[serde(with = "crate::merkle::hex_bytes")]
+    pub signature: Vec<u8>,
+}
+
+impl BlockSeed {
+    /// Largest encoded seed signature accepted (a BLS12-381 G2 point).
+    pub const MAX_SIGNATURE: usize = 96;
+
+    /// The randomness this seed gives: sha256 of the signature.
+    pub fn randomness(&self) -> B256 {
+        B256::from(sha256(&self.signature))
+    }
+}
+
 /// A block header.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
 pub struct BlockHeader {
@@ -39,6 +62,9 @@ pub struct BlockHeader {
     pub claim: StateClaim,
     /// sha256 of the canonical [`BlockBody`] encoding.
     pub body_hash: B256,
+    /// The seed of the parent block's view (`None` only on the child of
+    /// genesis). Executor draws use it (DESIGN §2.3).
+    pub seed: Option<BlockSeed>,
 }
 
 impl Canonical for BlockHeader {

@@ -16,7 +16,7 @@ pub mod tensor;
 pub mod tx;
 
 pub use alloy_primitives::{Address, B256};
-pub use block::{BlockHeader, StateClaim};
+pub use block::{BlockHeader, BlockSeed, StateClaim};
 pub use error::{Error, TensorError};
 pub use ids::ModelId;
 pub use keys::{PrivateKey, Signature};

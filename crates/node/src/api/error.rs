@@ -73,6 +73,17 @@ impl From<SubmitError> for ApiError {
                     "mempool_full",
                     m.to_string(),
                 ),
+                MempoolError::TooLarge { .. } => {
+                    Self::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", m.to_string())
+                }
+                MempoolError::SenderLimit { .. } => {
+                    Self::new(StatusCode::TOO_MANY_REQUESTS, "sender_limit", m.to_string())
+                }
+                MempoolError::PendingExceedsBalance { .. } => Self::new(
+                    StatusCode::PAYMENT_REQUIRED,
+                    "insufficient_balance",
+                    m.to_string(),
+                ),
                 _ => Self::new(StatusCode::CONFLICT, "duplicate", m.to_string()),
             },
             SubmitError::Engine(en) => {

@@ -40,6 +40,7 @@ pub async fn status(State(s): S) -> Result<Json<Value>, ApiError> {
         "executors": s.ledger.executors()?.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
         "mempool": s.mempool.lock().expect("mempool lock").len(),
         "api": s.info.api,
+        "halted": s.halt_reason(),
     })))
 }
 
@@ -220,6 +221,14 @@ pub async fn infer(
 
 /// Waits until the request is final (receipt certified) or failed.
 async fn wait_request(s: &Arc<NodeState>, id: B256, timeout: Duration) -> Result<Value, ApiError> {
+    static WAITERS: std::sync::LazyLock<Arc<tokio::sync::Semaphore>> =
+        std::sync::LazyLock::new(|| {
+            Arc::new(tokio::sync::Semaphore::new(super::MAX_WAITING_REQUESTS))
+        });
+    let Ok(_permit) = WAITERS.clone().try_acquire_owned() else {
+        // Too many waiters: answer with the current status (clients poll).
+        return request_view(s, &id);
+    };
     let mut rx = s.executed.subscribe();
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
@@ -254,10 +263,15 @@ fn request_view(s: &NodeState, id: &B256) -> Result<Value, ApiError> {
     let mut v = json!({"request_id": idh, "model": rec.model, "mode": rec.mode, "height": rec.height, "final": false});
     match &rec.status {
         RequestStatus::Pending => v["status"] = json!("ordered"),
-        RequestStatus::Assigned { executor, deadline } => {
+        RequestStatus::Assigned {
+            executor,
+            deadline,
+            seed,
+        } => {
             v["status"] = json!("assigned");
             v["executor"] = json!(executor);
             v["deadline"] = json!(deadline);
+            v["draw_seed"] = json!(seed);
         }
         RequestStatus::Failed { reason } => {
             v["status"] = json!("failed");

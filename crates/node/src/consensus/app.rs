@@ -7,7 +7,11 @@
 //! from a dedicated task, together with the encoded finalization
 //! certificate when the node holds one.
 
-use super::{block::Block, Context, MarshalMailbox, Scheme};
+use super::{
+    block::Block,
+    seed::{check_seed, SeedCache},
+    Context, MarshalMailbox, Scheme,
+};
 use bytes::Bytes;
 use commonware_codec::Encode;
 use commonware_consensus::{
@@ -31,7 +35,7 @@ use std::{
     },
     time::Duration,
 };
-use tracing::{debug, warn};
+use tracing::{debug, error, warn};
 use verity_primitives::{codec::sha256, BlockHeader, StateClaim, B256};
 
 /// What the node plugs into consensus.
@@ -55,13 +59,48 @@ pub trait Application: Clone + Send + Sync + 'static {
     /// application must be idempotent). `finalization` is the encoded
     /// certificate for this block when the node has one (blocks finalized
     /// implicitly by a descendant's certificate have none).
+    ///
+    /// An `Err` means the block could not be processed (storage failure,
+    /// a missing model file): the block is not acknowledged; the finalizer
+    /// retries it and, if it keeps failing, calls [`Application::halt`].
     fn finalized(
         &self,
         header: BlockHeader,
         body: Bytes,
         finalization: Option<Vec<u8>>,
-    ) -> impl Future<Output = ()> + Send;
+    ) -> impl Future<Output = Result<(), ApplyFailure>> + Send;
+
+    /// Block `height` could not be processed after every retry: the node
+    /// must stop serving and stop (a restart resumes from the last
+    /// committed height, and the block is delivered again).
+    fn halt(&self, height: u64, cause: &ApplyFailure);
+
+    /// A transaction another validator gossiped: admit it like one from
+    /// the API (without gossiping it again). Default: ignore.
+    fn gossiped(&self, _tx: verity_primitives::SignedTx) {}
+
+    /// The stream of locally admitted transactions to gossip to the other
+    /// validators; taken once, when the validator starts. Default: none.
+    fn gossip_outbound(&self) -> Option<super::gossip::GossipOutbound> {
+        None
+    }
 }
+
+/// A finalized block that the application could not process.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ApplyFailure(#[source] pub Box<dyn std::error::Error + Send + Sync>);
+
+impl ApplyFailure {
+    pub fn new(e: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self(Box::new(e))
+    }
+}
+
+/// How often the finalizer tries a block before halting, and the pause
+/// before the first retry (doubled each time).
+pub const APPLY_ATTEMPTS: u32 = 5;
+pub const APPLY_RETRY_PAUSE: Duration = Duration::from_millis(200);
 
 /// A finalized block with its certificate, if the node holds one.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -92,7 +131,14 @@ pub(crate) struct Adapter<A> {
     timing: BlockTiming,
     finalized_tx: mpsc::Sender<(Block, Exact)>,
     tip: Arc<AtomicU64>,
+    /// Seeds of the views this node has seen certificates for.
+    seeds: SeedCache,
+    /// Checks header seeds against the group identity.
+    scheme: Scheme,
 }
+
+/// How long a proposer waits for its parent view's seed to be reported.
+const SEED_WAIT: Duration = Duration::from_secs(1);
 
 impl<A: Application> Adapter<A> {
     /// Creates the adapter and the receiving end of the finalized-block
@@ -102,6 +148,8 @@ impl<A: Application> Adapter<A> {
         timing: BlockTiming,
         queue: usize,
         tip: Arc<AtomicU64>,
+        seeds: SeedCache,
+        scheme: Scheme,
     ) -> (Self, mpsc::Receiver<(Block, Exact)>) {
         let (finalized_tx, finalized_rx) = mpsc::channel(queue);
         let adapter = Self {
@@ -110,6 +158,8 @@ impl<A: Application> Adapter<A> {
             timing,
             finalized_tx,
             tip,
+            seeds,
+            scheme,
         };
         (adapter, finalized_rx)
     }
@@ -130,12 +180,34 @@ where
 
     async fn propose<P: BlockProvider<Block = Block>>(
         &mut self,
-        (runtime, _context): (E, Context),
+        (runtime, context): (E, Context),
         mut ancestry: AncestorStream<P, Block>,
     ) -> Option<Block> {
         let parent = ancestry.next().await?;
         let parent = parent.header();
         let height = parent.height.checked_add(1)?;
+
+        // The parent view's seed: reported with its notarization, which
+        // this node holds since it builds on it.
+        let parent_view = context.parent.0.get();
+        let seed = if parent.height == 0 {
+            None
+        } else {
+            let deadline = runtime.current() + SEED_WAIT;
+            loop {
+                if let Some(seed) = self.seeds.get(parent_view) {
+                    break Some(seed);
+                }
+                if runtime.current() >= deadline {
+                    warn!(
+                        view = parent_view,
+                        "no seed for the parent view; not proposing"
+                    );
+                    return None;
+                }
+                runtime.sleep(Duration::from_millis(10)).await;
+            }
+        };
 
         // Pace block production: consensus starts the next view as soon as
         // the previous one is notarized, which on a LAN would be a block every
@@ -167,6 +239,7 @@ where
             timestamp_ms,
             claim,
             body_hash: B256::from(sha256(&body)),
+            seed,
         };
         match Block::new(header, body) {
             Ok(block) => Some(block),
@@ -185,7 +258,7 @@ where
 {
     async fn verify<P: BlockProvider<Block = Block>>(
         &mut self,
-        (runtime, _context): (E, Context),
+        (runtime, context): (E, Context),
         mut ancestry: AncestorStream<P, Block>,
     ) -> bool {
         let Some(block) = ancestry.next().await else {
@@ -209,6 +282,15 @@ where
         let now = runtime.current().epoch_millis();
         if header.timestamp_ms > now.saturating_add(self.timing.max_future.as_millis() as u64) {
             debug!(height = header.height, "timestamp too far in the future");
+            return false;
+        }
+        if let Err(e) = check_seed(
+            &self.scheme,
+            parent_header.height,
+            context.parent.0.get(),
+            header.seed.as_ref(),
+        ) {
+            warn!(height = header.height, error = %e, "rejecting block: seed");
             return false;
         }
         self.app.verify(parent_header, header, block.body()).await
@@ -235,8 +317,12 @@ impl<A: Application> Reporter for Adapter<A> {
 
 /// Delivers finalized blocks to the application in order, attaching the
 /// certificate, and acknowledges each to marshal once the application has
-/// processed it (so a crash before the ack re-delivers the block).
-pub(crate) async fn run_finalizer<A: Application>(
+/// processed it (so a crash before the ack re-delivers the block). A block
+/// the application fails on is retried with backoff; it is never
+/// acknowledged unprocessed: after [`APPLY_ATTEMPTS`] the application is
+/// halted and the finalizer stops.
+pub(crate) async fn run_finalizer<E: Clock, A: Application>(
+    runtime: E,
     app: A,
     marshal: MarshalMailbox,
     mut queue: mpsc::Receiver<(Block, Exact)>,
@@ -250,7 +336,29 @@ pub(crate) async fn run_finalizer<A: Application>(
             .filter(|f| f.proposal.payload == block.digest())
             .map(|f| f.encode().to_vec());
         let (header, body) = block.into_parts();
-        app.finalized(header, body, finalization).await;
+        let mut pause = APPLY_RETRY_PAUSE;
+        let mut attempt = 1;
+        loop {
+            match app
+                .finalized(header.clone(), body.clone(), finalization.clone())
+                .await
+            {
+                Ok(()) => break,
+                Err(e) if attempt < APPLY_ATTEMPTS => {
+                    warn!(height = height.get(), attempt, error = %e, "processing a finalized block failed; retrying");
+                    runtime.sleep(pause).await;
+                    pause = pause.saturating_mul(2);
+                    attempt += 1;
+                }
+                Err(e) => {
+                    error!(height = height.get(), error = %e, "processing a finalized block failed for good; halting (a restart resumes from the last committed height)");
+                    app.halt(height.get(), &e);
+                    // The ack is dropped, never given: marshal redelivers
+                    // this block after a restart.
+                    return;
+                }
+            }
+        }
         processed.fetch_max(height.get(), Ordering::Relaxed);
         ack.acknowledge();
     }

@@ -38,6 +38,7 @@ pub fn genesis_header() -> BlockHeader {
         timestamp_ms: 0,
         claim: StateClaim::default(),
         body_hash: B256::from(sha256_bytes(&[])),
+        seed: None,
     }
 }
 
@@ -153,6 +154,7 @@ mod tests {
             timestamp_ms: 5,
             claim: StateClaim::default(),
             body_hash: B256::from(sha256_bytes(body)),
+            seed: None,
         };
         Block::new(header, Bytes::copy_from_slice(body)).unwrap()
     }

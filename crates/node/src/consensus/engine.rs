@@ -11,6 +11,7 @@ use super::{
     block::Block,
     keys::{NetworkIdentity, ValidatorKeys},
     node::{ConsensusHandle, Timeouts},
+    seed::{SeedCache, SeedReporter},
     ConsensusError, Finalization, MarshalMailbox, PublicKey, Scheme, EPOCH, EPOCH_LENGTH,
 };
 use commonware_broadcast::buffered;
@@ -270,8 +271,15 @@ async fn run<E, B, P, S, A, S1, R1, S2, R2, S3, R3, S4, R4, RS>(
         max_future: t.max_future_skew,
         max_body_bytes: cfg.max_body_bytes,
     };
-    let (adapter, finalized_rx) =
-        Adapter::new(app.clone(), timing, MAX_PENDING_ACKS.get() * 4, tip.clone());
+    let seeds = SeedCache::default();
+    let (adapter, finalized_rx) = Adapter::new(
+        app.clone(),
+        timing,
+        MAX_PENDING_ACKS.get() * 4,
+        tip.clone(),
+        seeds.clone(),
+        scheme.clone(),
+    );
     let marshaled: Marshaled<E, A> = Inline::new(
         context.with_label("marshaled"),
         adapter.clone(),
@@ -287,7 +295,10 @@ async fn run<E, B, P, S, A, S1, R1, S2, R2, S3, R3, S4, R4, RS>(
             scheme,
             automaton: marshaled.clone(),
             relay: marshaled.clone(),
-            reporter: marshal_mailbox.clone(),
+            reporter: SeedReporter {
+                inner: marshal_mailbox.clone(),
+                seeds,
+            },
             partition: format!("{prefix}-consensus"),
             mailbox_size: cfg.mailbox_size,
             leader_timeout: t.leader_timeout,
@@ -310,9 +321,9 @@ async fn run<E, B, P, S, A, S1, R1, S2, R2, S3, R3, S4, R4, RS>(
     if ready.send(Ok(handle)).is_err() {
         return;
     }
-    let finalizer = context
-        .with_label("finalizer")
-        .spawn(move |_| run_finalizer(app, marshal_mailbox, finalized_rx, processed));
+    let finalizer = context.with_label("finalizer").spawn(move |runtime| {
+        run_finalizer(runtime, app, marshal_mailbox, finalized_rx, processed)
+    });
     let buffer_handle = buffer.start(channels.broadcast);
     // Start marshal (and thus the application) before consensus so that
     // replayed consensus events can be handled on restart.

@@ -21,8 +21,10 @@ pub mod app;
 pub mod block;
 pub mod certificate;
 pub mod engine;
+pub mod gossip;
 pub mod keys;
 pub mod node;
+pub mod seed;
 
 #[cfg(test)]
 mod tests;
@@ -42,7 +44,7 @@ use commonware_cryptography::{
 use commonware_utils::NZU64;
 use std::num::NonZeroU64;
 
-pub use app::{Application, FinalizedBlock};
+pub use app::{Application, ApplyFailure, FinalizedBlock};
 pub use block::{genesis_header, Block, DEFAULT_MAX_BODY_BYTES};
 pub use certificate::{seed_of, verify_finalization, FinalizedInfo};
 pub use keys::{dev_genesis, NetworkIdentity, ValidatorKeys};
@@ -50,6 +52,7 @@ pub use node::{
     parse_public_key, peers_from_json, peers_to_json, public_key_hex, run_validator, start,
     ConsensusHandle, PeerEntry, Timeouts, ValidatorConfig, ValidatorService,
 };
+pub use seed::{check_seed, SeedError};
 
 /// Validator (peer) public key: ed25519.
 pub type PublicKey = ed25519::PublicKey;

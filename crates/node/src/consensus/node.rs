@@ -45,6 +45,7 @@ const CERTIFICATES_CHANNEL: u64 = 1;
 const RESOLVER_CHANNEL: u64 = 2;
 const BROADCAST_CHANNEL: u64 = 3;
 const MARSHAL_CHANNEL: u64 = 4;
+const TX_CHANNEL: u64 = 5;
 /// How long [`ValidatorService::stop`] waits for actors to wind down.
 const STOP_TIMEOUT: Duration = Duration::from_secs(3);
 /// Time given to aborted tasks to be dropped before the runtime is.
@@ -359,7 +360,14 @@ where
         let resolver = network.register(RESOLVER_CHANNEL, fast, MESSAGE_BACKLOG);
         let broadcast = network.register(BROADCAST_CHANNEL, fast, MESSAGE_BACKLOG);
         let backfill = network.register(MARSHAL_CHANNEL, fast, MESSAGE_BACKLOG);
+        let (tx_sender, tx_receiver) = network.register(TX_CHANNEL, fast, MESSAGE_BACKLOG);
         let network_handle = network.start();
+        if let Some(outbound) = app.gossip_outbound() {
+            let app = app.clone();
+            context
+                .with_label("gossip")
+                .spawn(move |_| super::gossip::run(app, tx_sender, tx_receiver, outbound));
+        }
 
         let marshal_resolver = marshal::resolver::p2p::init(
             &context.with_label("backfill"),

@@ -5,7 +5,7 @@ mod cert;
 mod sim;
 mod tcp;
 
-use super::Application;
+use super::{Application, ApplyFailure};
 use bytes::Bytes;
 use std::sync::{Arc, Mutex};
 use verity_primitives::{BlockHeader, StateClaim, B256};
@@ -17,6 +17,7 @@ pub(super) struct Delivered {
     pub digest: B256,
     pub parent: B256,
     pub finalization: Option<Vec<u8>>,
+    pub seed: Option<verity_primitives::BlockSeed>,
 }
 
 /// Claims the parent's digest as "state root" and puts the height in the
@@ -24,6 +25,10 @@ pub(super) struct Delivered {
 #[derive(Clone, Default)]
 pub(super) struct TestApp {
     pub delivered: Arc<Mutex<Vec<Delivered>>>,
+    /// Fail processing of this height this many more times.
+    pub fail: Arc<Mutex<Option<(u64, u32)>>>,
+    /// The height the application was halted at, if it was.
+    pub halted: Arc<Mutex<Option<u64>>>,
 }
 
 fn body_for(height: u64) -> Bytes {
@@ -60,25 +65,45 @@ impl Application for TestApp {
             && *body == body_for(block.height)
     }
 
-    async fn finalized(&self, header: BlockHeader, body: Bytes, finalization: Option<Vec<u8>>) {
+    async fn finalized(
+        &self,
+        header: BlockHeader,
+        body: Bytes,
+        finalization: Option<Vec<u8>>,
+    ) -> Result<(), ApplyFailure> {
         assert_eq!(body, body_for(header.height));
+        {
+            let mut fail = self.fail.lock().expect("lock");
+            if let Some((h, n)) = fail.as_mut() {
+                if *h == header.height && *n > 0 {
+                    *n -= 1;
+                    return Err(ApplyFailure::new(std::io::Error::other("disk full")));
+                }
+            }
+        }
         let mut delivered = self.delivered.lock().expect("lock");
         let entry = Delivered {
             height: header.height,
             digest: header.digest(),
             parent: header.parent,
             finalization,
+            seed: header.seed.clone(),
         };
         // At-least-once delivery: a re-delivered block must be identical.
         if let Some(prev) = delivered.iter().find(|d| d.height == header.height) {
             assert_eq!(prev.digest, entry.digest, "conflicting finalized blocks");
-            return;
+            return Ok(());
         }
         if let Some(last) = delivered.last() {
             assert_eq!(last.height + 1, header.height, "out of order delivery");
             assert_eq!(last.digest, header.parent, "broken parent link");
         }
         delivered.push(entry);
+        Ok(())
+    }
+
+    fn halt(&self, height: u64, _cause: &ApplyFailure) {
+        *self.halted.lock().expect("lock") = Some(height);
     }
 }
 

@@ -211,3 +211,132 @@ fn four_validators_finalize_restart_and_catch_up() {
         }
     }
 }
+
+/// Starts four validators on a lossless simulated network.
+async fn four(
+    context: &Ctx,
+    seed: u64,
+    apps: &[TestApp],
+) -> (
+    Oracle<PublicKey, Ctx>,
+    Vec<ValidatorKeys>,
+    NetworkIdentity,
+    Vec<Handle<()>>,
+) {
+    let (network, mut oracle) = Network::new(
+        context.with_label("network"),
+        simulated::Config {
+            max_size: 1024 * 1024,
+            disconnect_on_block: true,
+            tracked_peer_sets: Some(1),
+        },
+    );
+    network.start();
+    let (keys, identity) = dev_genesis(4, seed);
+    let participants: Vec<PublicKey> = identity.participants().to_vec();
+    oracle
+        .manager()
+        .track(0, Set::from_iter_dedup(participants.clone()))
+        .await;
+    let link = Link {
+        latency: Duration::from_millis(10),
+        jitter: Duration::from_millis(3),
+        success_rate: 1.0,
+    };
+    for a in &participants {
+        for b in &participants {
+            if a != b {
+                oracle
+                    .add_link(a.clone(), b.clone(), link.clone())
+                    .await
+                    .expect("link");
+            }
+        }
+    }
+    let mut tasks = Vec::new();
+    for (i, k) in keys.iter().enumerate() {
+        let (_, task) =
+            start_validator(context, &mut oracle, k, &identity, apps[i].clone(), i, 0).await;
+        tasks.push(task);
+    }
+    (oracle, keys, identity, tasks)
+}
+
+#[test]
+fn every_block_carries_a_verified_seed_of_its_parent_view() {
+    let cfg = deterministic::Config::default()
+        .with_seed(7)
+        .with_timeout(Some(Duration::from_secs(300)));
+    Runner::new(cfg).start(|context| async move {
+        let apps: Vec<TestApp> = (0..4).map(|_| TestApp::default()).collect();
+        let (_oracle, _keys, identity, _tasks) = four(&context, 7, &apps).await;
+        wait_for(&context, &apps.iter().collect::<Vec<_>>(), 12).await;
+        let scheme = crate::consensus::Scheme::certificate_verifier(
+            &consensus_namespace(CHAIN),
+            identity.identity(),
+        );
+        let chain = apps[0].delivered();
+        assert!(chain[0].seed.is_none(), "the child of genesis has no seed");
+        let mut views = Vec::new();
+        for d in &chain[1..] {
+            let seed = d.seed.as_ref().expect("every later block carries a seed");
+            crate::consensus::check_seed(&scheme, d.height - 1, seed.view, Some(seed))
+                .expect("seed verifies against the identity");
+            views.push(seed.view);
+        }
+        assert!(
+            views.windows(2).all(|w| w[0] < w[1]),
+            "views increase: {views:?}"
+        );
+        // A forged or misplaced seed is refused.
+        let mut forged = chain[3].seed.clone().unwrap();
+        forged.signature[5] ^= 1;
+        assert!(crate::consensus::check_seed(&scheme, 3, forged.view, Some(&forged)).is_err());
+        let other = chain[4].seed.clone().unwrap();
+        assert!(matches!(
+            crate::consensus::check_seed(&scheme, 3, forged.view, Some(&other)),
+            Err(crate::consensus::SeedError::WrongView { .. })
+        ));
+        assert!(crate::consensus::check_seed(&scheme, 3, 1, None).is_err());
+    });
+}
+
+#[test]
+fn a_failed_apply_is_retried_and_never_acknowledged() {
+    let cfg = deterministic::Config::default()
+        .with_seed(3)
+        .with_timeout(Some(Duration::from_secs(600)));
+    Runner::new(cfg).start(|context| async move {
+        let apps: Vec<TestApp> = (0..4).map(|_| TestApp::default()).collect();
+        // Validator 0 fails twice at height 5 (transient); validator 1 fails
+        // for good at height 6.
+        *apps[0].fail.lock().unwrap() = Some((5, 2));
+        *apps[1].fail.lock().unwrap() = Some((6, u32::MAX));
+        let (mut oracle, keys, identity, mut tasks) = four(&context, 3, &apps).await;
+        let healthy = [&apps[0], &apps[2], &apps[3]];
+        wait_for(&context, &healthy, 20).await;
+        assert_eq!(apps[0].halted.lock().unwrap().clone(), None);
+        // Validator 1 halted at 6 and went no further: block 6 was never
+        // acknowledged, so nothing after it was delivered either.
+        assert_eq!(*apps[1].halted.lock().unwrap(), Some(6));
+        assert_eq!(apps[1].height(), 5);
+        // Once the cause is gone, a restart resumes from block 6.
+        tasks.remove(1).abort();
+        *apps[1].fail.lock().unwrap() = None;
+        *apps[1].halted.lock().unwrap() = None;
+        let _restarted = start_validator(
+            &context,
+            &mut oracle,
+            &keys[1],
+            &identity,
+            apps[1].clone(),
+            1,
+            1,
+        )
+        .await;
+        let target = apps[0].height() + 2;
+        wait_for(&context, &apps.iter().collect::<Vec<_>>(), target).await;
+        let delivered: Vec<_> = apps.iter().map(|a| a.delivered()).collect();
+        assert_same_chain(&delivered, &identity.identity_bytes(), CHAIN);
+    });
+}
