@@ -103,7 +103,10 @@ fn wrong_zk_results_are_refused_and_the_honest_proof_settles() {
         Err(e) => panic!("{e}"),
     };
     let (output, proof) = zk.prove(&manifest.model_id, &input).unwrap();
+    // Every refused result uses a nonce (failed transactions pay).
+    let nonce = std::cell::Cell::new(0);
     let result = |output: Tensors, evidence_proof: Option<Vec<u8>>| {
+        nonce.set(nonce.get() + 1);
         let signature = exec.sign(&result_digest(&rid, &output.hash()));
         let evidence = match evidence_proof {
             Some(proof) => Evidence::ZkProof {
@@ -118,7 +121,7 @@ fn wrong_zk_results_are_refused_and_the_honest_proof_settles() {
         };
         tx(
             &exec,
-            0,
+            nonce.get() - 1,
             TxBody::Result(InferenceResult {
                 request_id: rid,
                 output,
