@@ -15,9 +15,8 @@ use std::{
 };
 use verity_primitives::PrivateKey;
 
-pub use crate::flows::{
-    bench_e2e, infer, model, receipt, verify, InferArgs, ModelCmd, ReceiptCmd, VerifyArgs,
-};
+pub use crate::flows::{bench_e2e, infer, model, receipt, InferArgs, ModelCmd, ReceiptCmd};
+pub use crate::verify::{verify, VerifyArgs};
 
 /// Global options.
 pub struct Ctx {

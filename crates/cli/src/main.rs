@@ -8,6 +8,7 @@ mod devnet;
 mod e2e;
 mod flows;
 mod keyfile;
+mod verify;
 mod zk;
 mod zk_bench;
 
@@ -120,6 +121,7 @@ fn main() {
             .unwrap_or(1);
         if ctx.json {
             let kind = match code {
+                2 => "usage",
                 3 => "unreachable",
                 4 => "rejected",
                 5 => "verification_failed",
