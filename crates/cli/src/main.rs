@@ -8,6 +8,7 @@ mod devnet;
 mod e2e;
 mod flows;
 mod keyfile;
+mod supervisor;
 mod verify;
 mod zk;
 mod zk_bench;
