@@ -21,10 +21,13 @@ pub enum CliError {
     Timeout(String),
     #[error("{0}")]
     Refused(String),
+    /// A missing or unusable argument (exit 2, like clap's own usage errors).
+    #[error("{0}")]
+    Usage(String),
 }
 
 impl CliError {
-    /// Exit codes: 3 unreachable, 4 rejected, 5 verification failed, 6 timeout.
+    /// Exit codes: 2 usage, 3 unreachable, 4 rejected, 5 verification failed, 6 timeout.
     pub fn exit_code(&self) -> i32 {
         match self {
             CliError::Unreachable { .. } => 3,
@@ -32,6 +35,7 @@ impl CliError {
             CliError::Verify(_) => 5,
             CliError::Timeout(_) => 6,
             CliError::Refused(_) => 4,
+            CliError::Usage(_) => 2,
         }
     }
 }

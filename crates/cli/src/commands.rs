@@ -1,23 +1,22 @@
 //! Subcommands that manage keys and run nodes; client flows are in `flows`.
 
 use crate::{
-    client::{CliError, Client},
+    client::Client,
     devnet::{self, DevnetSpec, NetworkFile},
     keyfile,
+    supervisor::{self, Supervisor},
 };
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use serde_json::{json, Value};
 use std::{
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
-    time::{Duration, Instant},
+    time::Duration,
 };
 use verity_primitives::PrivateKey;
 
-pub use crate::flows::{
-    bench_e2e, infer, model, receipt, verify, InferArgs, ModelCmd, ReceiptCmd, VerifyArgs,
-};
+pub use crate::flows::{bench_e2e, infer, model, receipt, InferArgs, ModelCmd, ReceiptCmd};
+pub use crate::verify::{verify, VerifyArgs};
 
 /// Global options.
 pub struct Ctx {
@@ -179,18 +178,6 @@ pub fn node(_ctx: &Ctx, a: NodeArgs) -> Result<()> {
     devnet::run_node_blocking(&a.home, &net, |addr| eprintln!("node API on http://{addr}"))
 }
 
-fn wait_ready(url: &str, timeout: Duration) -> Result<()> {
-    let c = Client::new(url)?;
-    let start = Instant::now();
-    while start.elapsed() < timeout {
-        if c.get("/v1/status").is_ok() {
-            return Ok(());
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    Err(CliError::Timeout(format!("node at {url} did not start within {timeout:?}")).into())
-}
-
 pub fn devnet(ctx: &Ctx, a: DevnetArgs) -> Result<()> {
     if a.validators == 0 || a.validators > 32 {
         bail!("--validators must be between 1 and 32");
@@ -226,90 +213,49 @@ pub fn devnet(ctx: &Ctx, a: DevnetArgs) -> Result<()> {
         return Ok(());
     }
     let api = format!("http://{}", net.nodes[0].api);
-    let banner = |mode: &str| {
-        let v = json!({"status": "running", "mode": mode, "api": api, "data_dir": dir, "validators": net.nodes.len(),
+    let banner = |pids: &[Option<u32>]| {
+        let mode = if pids.is_empty() {
+            "in-process"
+        } else {
+            "processes"
+        };
+        let nodes: Vec<Value> = pids.iter().enumerate().map(|(i, pid)| json!({"node": i, "pid": pid,
+            "api": format!("http://{}", net.nodes[i].api), "log": supervisor::home(&dir, i).join("node.log")})).collect();
+        let v = json!({"status": "running", "mode": mode, "api": api, "data_dir": dir, "validators": net.nodes.len(), "nodes": nodes,
             "chain_id": net.genesis.chain_id, "dev_account_key_file": dir.join("dev-account.json"),
             "models": net.genesis.models.iter().map(|m| json!({"name": m.name, "id": m.model_id})).collect::<Vec<_>>()});
         ctx.print(&v, || {
             let models: Vec<String> = net.genesis.models.iter().map(|m| format!("  {:<22} {}", m.name, m.model_id)).collect();
+            let procs: String = pids.iter().enumerate().map(|(i, p)| format!("  node {i}:       pid {}, API http://{}\n", p.unwrap_or_default(), net.nodes[i].api)).collect();
             format!(
-                "Verity devnet running ({} validator{}, chain id {})\n  API:          {api}\n  data dir:     {}\n  dev account:  {} (key file: {})\n  logs:         {}/node-*/node.log\nmodels:\n{}\nPress Ctrl-C to stop.",
+                "Verity devnet running ({} validator{}, chain id {})\n  API:          {api}\n  data dir:     {}\n  dev account:  {} (key file: {})\n  logs:         {}/node-*/node.log\n{procs}models:\n{}\n{}Press Ctrl-C to stop.",
                 net.nodes.len(), if net.nodes.len() == 1 { "" } else { "s" }, net.genesis.chain_id, dir.display(),
-                net.genesis.accounts[0].0, dir.join("dev-account.json").display(), dir.display(), models.join("\n")
+                net.genesis.accounts[0].0, dir.join("dev-account.json").display(), dir.display(), models.join("\n"),
+                if pids.is_empty() { "" } else { "A node that exits is reported and restarted; the others keep running.\n" }
             )
         });
     };
     if a.validators == 1 {
         let home = dir.join("node-0");
         init_logs(&home.join("node.log"))?;
-        return devnet::run_node_blocking(&home, &net, |_| banner("in-process"));
+        return devnet::run_node_blocking(&home, &net, |_| banner(&[]));
     }
-    let exe = std::env::current_exe()?;
-    let mut children: Vec<Child> = Vec::new();
-    for i in 0..net.nodes.len() {
-        let home = dir.join(format!("node-{i}"));
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(home.join("stderr.log"))?;
-        children.push(
-            Command::new(&exe)
-                .args(["node", "--home"])
-                .arg(&home)
-                .arg("--network")
-                .arg(&net_path)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(log)
-                .spawn()
-                .with_context(|| format!("starting node {i}"))?,
-        );
-    }
-    let result = (|| -> Result<()> {
-        for n in &net.nodes {
-            wait_ready(&format!("http://{}", n.api), Duration::from_secs(60))?;
-        }
-        banner("processes");
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
-        rt.block_on(async {
-            loop {
-                tokio::select! {
-                    _ = devnet::shutdown_signal() => return Ok(()),
-                    _ = tokio::time::sleep(Duration::from_millis(500)) => {
-                        for (i, c) in children.iter_mut().enumerate() {
-                            if let Ok(Some(st)) = c.try_wait() {
-                                bail!("node {i} exited ({st}); see {}/node-{i}/node.log", dir.display());
-                            }
-                        }
-                    }
-                }
-            }
+    // Signal handlers first: a Ctrl-C / SIGTERM at any point stops every child.
+    let stop = supervisor::install_shutdown()?;
+    let homes = (0..net.nodes.len())
+        .map(|i| supervisor::home(&dir, i))
+        .collect();
+    let mut sup = Supervisor::new(std::env::current_exe()?, net_path.clone(), homes, ctx.json);
+    let apis: Vec<String> = net
+        .nodes
+        .iter()
+        .map(|n| format!("http://{}", n.api))
+        .collect();
+    let result = sup.start_all().and_then(|()| {
+        supervisor::run(&mut sup, &stop, &apis, Duration::from_secs(60), |s| {
+            banner(&s.pids())
         })
-    })();
-    for c in &mut children {
-        let _ = terminate(c);
-    }
+    });
+    sup.stop_all();
     result
-}
-
-/// SIGTERM, then SIGKILL after a grace period.
-fn terminate(c: &mut Child) -> Result<()> {
-    #[cfg(unix)]
-    {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(c.id().to_string())
-            .status();
-        for _ in 0..50 {
-            if c.try_wait()?.is_some() {
-                return Ok(());
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-    c.kill()?;
-    c.wait()?;
-    Ok(())
 }

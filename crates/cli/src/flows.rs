@@ -1,9 +1,8 @@
-//! Client flows: publish, list, infer, receipts, verification.
+//! Client flows: publish, list, infer, receipts (verification is in `verify`).
 
 use crate::{
     client::{CliError, Client},
     commands::Ctx,
-    devnet::{self, NetworkFile},
 };
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
@@ -13,10 +12,9 @@ use std::{
     time::{Duration, Instant},
 };
 use verity_engine::{Engine, Limits, TractEngine};
-use verity_node::audit::verify_bundle;
 use verity_primitives::{
     codec::Canonical, ids::parse_hex32, InferenceRequest, Mode, ModelId, ModelManifest, PrivateKey,
-    ReceiptBundle, Tensors, Tx, TxBody,
+    Tensors, Tx, TxBody,
 };
 
 #[derive(Subcommand, Debug)]
@@ -75,21 +73,6 @@ pub enum ReceiptCmd {
         #[arg(long)]
         out: Option<PathBuf>,
     },
-}
-
-#[derive(Args, Debug)]
-pub struct VerifyArgs {
-    /// A receipt file (from `receipt show --json`) or a receipt id to fetch.
-    pub receipt: String,
-    /// Trusted network file (default: the devnet's network.json, if any).
-    #[arg(long)]
-    pub network: Option<PathBuf>,
-    /// Trusted network identity (hex), instead of a network file.
-    #[arg(long)]
-    pub identity: Option<String>,
-    /// Check that this ONNX file is the receipt's model.
-    #[arg(long)]
-    pub model_file: Option<PathBuf>,
 }
 
 fn sign_and_send(
@@ -329,64 +312,6 @@ pub fn receipt(ctx: &Ctx, cmd: ReceiptCmd) -> Result<()> {
             r["input_hash"].as_str().unwrap_or(""), r["output_hash"].as_str().unwrap_or(""), r["fee"], r["settled_height"],
             v["headers"][0]["claim"]["root"].as_str().unwrap_or(""), v["headers"].as_array().and_then(|h| h.last()).map(|h| h["height"].clone()).unwrap_or_default()
         )
-    });
-    Ok(())
-}
-
-pub fn verify(ctx: &Ctx, a: VerifyArgs) -> Result<()> {
-    let text = if std::path::Path::new(&a.receipt).exists() {
-        std::fs::read_to_string(&a.receipt).with_context(|| format!("reading {}", a.receipt))?
-    } else if a.receipt.starts_with("0x") {
-        parse_hex32(&a.receipt).context("receipt id")?;
-        ctx.client()?
-            .get(&format!("/v1/receipts/{}", a.receipt))?
-            .to_string()
-    } else {
-        bail!(
-            "`{}` is neither a receipt file nor a 0x receipt id",
-            a.receipt
-        );
-    };
-    let bundle: ReceiptBundle = serde_json::from_str(&text)
-        .map_err(|e| CliError::Verify(format!("malformed receipt file: {e}")))?;
-    let trusted: Option<Vec<u8>> = match (&a.identity, &a.network) {
-        (Some(h), _) => {
-            Some(hex::decode(h.trim_start_matches("0x")).context("--identity must be hex")?)
-        }
-        (None, Some(p)) => Some(NetworkFile::load(p)?.identity()?.identity_bytes()),
-        (None, None) => {
-            let p = devnet::default_dir().join("network.json");
-            if p.exists() {
-                Some(NetworkFile::load(&p)?.identity()?.identity_bytes())
-            } else {
-                None
-            }
-        }
-    };
-    if let Some(f) = &a.model_file {
-        let id = ModelId::of_bytes(
-            &std::fs::read(f).with_context(|| format!("reading {}", f.display()))?,
-        );
-        if id != bundle.receipt.model {
-            return Err(CliError::Verify(format!(
-                "model mismatch: {} is {id}, the receipt names {}",
-                f.display(),
-                bundle.receipt.model
-            ))
-            .into());
-        }
-    }
-    let ok = verify_bundle(&bundle, trusted.as_deref()).map_err(|e| CliError::Verify(e.0))?;
-    let v = serde_json::to_value(&ok)?;
-    ctx.print(&v, || {
-        let mut s = format!("receipt {} is valid:\n", ok.receipt_id);
-        for c in &ok.checks {
-            s += &format!("  ✓ {c}\n");
-        }
-        if !ok.identity_trusted {
-            s += "  ! no trusted network identity given (--network or --identity): the certificate was checked against the key the receipt names";
-        }
-        s.trim_end().to_string()
     });
     Ok(())
 }

@@ -8,6 +8,8 @@ mod devnet;
 mod e2e;
 mod flows;
 mod keyfile;
+mod supervisor;
+mod verify;
 mod zk;
 mod zk_bench;
 
@@ -120,6 +122,7 @@ fn main() {
             .unwrap_or(1);
         if ctx.json {
             let kind = match code {
+                2 => "usage",
                 3 => "unreachable",
                 4 => "rejected",
                 5 => "verification_failed",

@@ -9,6 +9,7 @@ use verity_testkit::Cluster;
 #[test]
 fn exact_mode_settles_deterministic_outputs_with_compiled_model_id() -> Result<()> {
     let c = Cluster::start(Path::new(env!("CARGO_BIN_EXE_verity")), 1)?;
+    let net = c.dir.path().join("network.json");
     let sample = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../examples/models/refs/np_digits_cnn/sample_4.json");
     let reference: Value = serde_json::from_str(&std::fs::read_to_string(&sample)?)?;
@@ -42,7 +43,7 @@ fn exact_mode_settles_deterministic_outputs_with_compiled_model_id() -> Result<(
             "{b}"
         );
         hashes.push(b["receipt"]["output_hash"].clone());
-        let (code, _, err) = c.cli(&["verify", &id])?;
+        let (code, _, err) = c.cli(&["verify", &id, "--network", net.to_str().unwrap()])?;
         assert_eq!(code, 0, "{err}");
     }
     assert_eq!(

@@ -44,6 +44,7 @@ fn mutate(v: &mut Value) {
 #[test]
 fn any_tampered_field_fails_verification() -> Result<()> {
     let c = Cluster::start(Path::new(env!("CARGO_BIN_EXE_verity")), 1)?;
+    let net = c.dir.path().join("network.json");
     let (code, out, err) = c.cli(&[
         "infer",
         "sk_digits_mlp",
@@ -89,13 +90,23 @@ fn any_tampered_field_fails_verification() -> Result<()> {
     mutate(v.pointer_mut("/output/probabilities/data/0").unwrap());
     let f = dir.path().join("forged.json");
     std::fs::write(&f, serde_json::to_string(&v)?)?;
-    let (code, out, err) = c.cli(&["verify", f.to_str().unwrap()])?;
+    let (code, out, err) = c.cli(&[
+        "verify",
+        f.to_str().unwrap(),
+        "--network",
+        net.to_str().unwrap(),
+    ])?;
     assert_eq!(code, 5, "{out}{err}");
     assert!(err.contains("output hash mismatch"), "{err}");
     let mut v = original.clone();
     mutate(v.pointer_mut("/finalization").unwrap());
     std::fs::write(&f, serde_json::to_string(&v)?)?;
-    let (code, _, err) = c.cli(&["verify", f.to_str().unwrap()])?;
+    let (code, _, err) = c.cli(&[
+        "verify",
+        f.to_str().unwrap(),
+        "--network",
+        net.to_str().unwrap(),
+    ])?;
     assert_eq!(code, 5);
     assert!(err.contains("certificate"), "{err}");
     Ok(())

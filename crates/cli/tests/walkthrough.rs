@@ -40,6 +40,7 @@ fn readme_walkthrough_runs_verbatim() -> Result<()> {
         .env("PATH", path)
         .env("VERITY_NODE", &c.apis[0].url)
         .env("VERITY_KEY", c.dev_key()?)
+        .env("VERITY_NETWORK", c.dir.path().join("network.json"))
         .output()?;
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(

@@ -12,6 +12,7 @@ use verity_testkit::Cluster;
 #[test]
 fn zk_mode_proves_settles_and_verifies_offline() -> Result<()> {
     let c = Cluster::start(Path::new(env!("CARGO_BIN_EXE_verity")), 1)?;
+    let net = c.dir.path().join("network.json");
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let sample = root.join("examples/bench/bench_cnn.ref0.json");
     let dir = tempfile::tempdir()?;
@@ -56,7 +57,13 @@ fn zk_mode_proves_settles_and_verifies_offline() -> Result<()> {
         .context("bundle carries the proof")?;
     assert!(proof.len() > 100_000, "a proof of a few hundred KB");
 
-    let (code, out, err) = c.cli(&["--json", "verify", receipt.to_str().unwrap()])?;
+    let (code, out, err) = c.cli(&[
+        "--json",
+        "verify",
+        receipt.to_str().unwrap(),
+        "--network",
+        net.to_str().unwrap(),
+    ])?;
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("zk proof verified"), "{out}");
 
@@ -69,7 +76,12 @@ fn zk_mode_proves_settles_and_verifies_offline() -> Result<()> {
     forged["zk_proof"] = Value::String(p);
     let forged_path = dir.path().join("forged.json");
     std::fs::write(&forged_path, serde_json::to_string(&forged)?)?;
-    let (code, _, err) = c.cli(&["verify", forged_path.to_str().unwrap()])?;
+    let (code, _, err) = c.cli(&[
+        "verify",
+        forged_path.to_str().unwrap(),
+        "--network",
+        net.to_str().unwrap(),
+    ])?;
     assert_eq!(code, 5, "{err}");
     assert!(err.contains("proof hash"), "{err}");
 
@@ -93,7 +105,7 @@ fn zk_mode_proves_settles_and_verifies_offline() -> Result<()> {
         "{v}"
     );
     let id = v["receipt_id"].as_str().context("receipt id")?.to_string();
-    let (code, out, err) = c.cli(&["--json", "verify", &id])?;
+    let (code, out, err) = c.cli(&["--json", "verify", &id, "--network", net.to_str().unwrap()])?;
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("zk proof verified"), "{out}");
 
