@@ -250,15 +250,24 @@ pub fn run_node_blocking(
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let node = rt.block_on(async move {
+    let (node, halted) = rt.block_on(async move {
         let node = start_node(cfg).await?;
         on_ready(node.api_addr);
-        shutdown_signal().await;
-        anyhow::Ok(node)
+        // A node that cannot apply a finalized block, or whose state
+        // diverged, stops loudly; a restart resumes from its last
+        // committed height.
+        let halted = tokio::select! {
+            _ = shutdown_signal() => None,
+            reason = node.halted() => Some(reason),
+        };
+        anyhow::Ok((node, halted))
     })?;
     // Consensus owns its own runtime, which must not be dropped from inside
     // an async context.
     node.stop();
+    if let Some(reason) = halted {
+        anyhow::bail!("node halted: {reason}");
+    }
     Ok(())
 }
 
