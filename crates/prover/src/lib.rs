@@ -32,6 +32,7 @@ mod exec;
 pub mod field;
 pub mod file;
 mod heads;
+pub mod layout;
 pub mod logup;
 pub mod merkle;
 pub mod mle;
@@ -41,6 +42,7 @@ pub mod pcs;
 mod plan;
 pub mod protocol;
 mod relations;
+pub mod settle;
 pub mod sumcheck;
 mod tables;
 #[cfg(test)]
@@ -49,7 +51,9 @@ pub mod transcript;
 
 pub use error::{DecodeError, ModelError, ProveError, VerifyError};
 pub use file::ProofFile;
+pub use layout::{OutputLayout, OutputSpec};
 pub use model::{Layer, LayerSpec, LookupTable, ModelCommitment, ProverModel, Rounding, Window};
 pub use onnx::{OnnxProver, ZkError};
 pub use pcs::PcsParams;
 pub use protocol::{prove, verify, Proof, PROOF_VERSION};
+pub use settle::{SettleError, StatementError};

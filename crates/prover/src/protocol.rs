@@ -292,7 +292,19 @@ fn check_public(
 }
 
 /// Verify that `output` is the exact result of the model committed to by `comm` on `input`.
+/// Runs under a panic guard: a panic while checking is [`VerifyError::Panicked`].
 pub fn verify(
+    comm: &ModelCommitment,
+    input: &[i64],
+    output: &[i64],
+    proof: &Proof,
+) -> Result<(), VerifyError> {
+    crate::settle::guard(VerifyError::Panicked, || {
+        verify_unguarded(comm, input, output, proof)
+    })
+}
+
+fn verify_unguarded(
     comm: &ModelCommitment,
     input: &[i64],
     output: &[i64],
