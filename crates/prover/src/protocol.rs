@@ -1,7 +1,8 @@
 //! `prove` and `verify` for a whole model run.
 //!
 //! Transcript order (both sides):
-//! 1. statement: protocol version, the model commitment, the input, the output;
+//! 1. statement: protocol version, the model commitment (output layout and compiled-model
+//!    id included), the input, the output;
 //! 2. the root of the witness commitment (intermediate vectors and table multiplicities);
 //! 3. per MatMul `l`: `r ← EF^{log rows}`; `z̃(r)` (sent unless `z` is the public output);
 //!    `b̃(r)`; sumcheck of `Σ_c W̃(r,c)·ã(c) = z̃(r) - b̃(r)`; `W̃(r,s)`; `ã(s)` (sent unless
