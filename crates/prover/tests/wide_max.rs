@@ -68,12 +68,12 @@ fn a_global_max_pool_proves_and_verifies() {
 
 #[test]
 fn a_wide_argmax_proves_and_verifies() {
-    // one row of 40 classes
+    // two rows of 40 classes (with one row the zero check has no sumcheck round)
     let m = ProverModel::new(
-        40,
+        80,
         8,
         vec![Layer::ArgMax {
-            lanes: 1,
+            lanes: 2,
             n: 40,
             last: false,
             in_bits: 8,
@@ -81,7 +81,10 @@ fn a_wide_argmax_proves_and_verifies() {
     )
     .unwrap();
     let mut rng = StdRng::seed_from_u64(3);
-    let x: Vec<i64> = (0..40).map(|_| rng.gen_range(-100..100)).collect();
+    let x: Vec<i64> = (0..80).map(|_| rng.gen_range(-100..100)).collect();
     let (y, proof) = prove(&m, &x).unwrap();
     verify(m.commitment(), &x, &y, &proof).unwrap();
+    let mut y2 = y.clone();
+    y2[0] = (y2[0] + 1) % 40;
+    assert!(verify(m.commitment(), &x, &y2, &proof).is_err());
 }
