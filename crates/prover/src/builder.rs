@@ -1,8 +1,13 @@
 //! Collects the relations of a model's layers (lookups, wide range checks by limbs, max
-//! gadgets) while [`crate::plan::Plan::new`] walks them.
+//! gadgets, as trees of fan-in at most [`MAX_FAN_IN`]) while [`crate::plan::Plan::new`]
+//! walks them.
 
 use crate::model::MAX_TABLE_BITS;
 use crate::plan::{Affine, AuxDef, LinCheck, Query, TableKind, ZeroCheck};
+
+/// Most operands of one maximum's zero check (its sumcheck degree is one more); wider maxima
+/// are proven as a tree of such maxima.
+pub(crate) const MAX_FAN_IN: usize = 16;
 
 /// Collects relations while the layers are walked.
 pub(crate) struct Builder {
@@ -76,8 +81,21 @@ impl Builder {
     }
 
     /// `out = max(operands)` entrywise, all operands signed `bits`-bit: `out - op ≥ 0`
-    /// for each operand, and `Π (out - op) = 0`.
+    /// for each operand, and `Π (out - op) = 0` (a zero check of degree `k + 1`). More than
+    /// [`MAX_FAN_IN`] operands are a tree: balanced groups of at most `MAX_FAN_IN`, each
+    /// group's maximum a committed auxiliary vector, and the maximum of those.
     pub(crate) fn max_of(&mut self, out: usize, operands: &[Affine], bits: u32, log: usize) {
+        if operands.len() > MAX_FAN_IN {
+            let groups = operands.len().div_ceil(MAX_FAN_IN);
+            let size = operands.len().div_ceil(groups);
+            let mut maxima = Vec::with_capacity(groups);
+            for group in operands.chunks(size) {
+                let m = self.add_aux(AuxDef::Max(group.to_vec()), log);
+                self.max_of(m, group, bits, log);
+                maxima.push(Affine::of(&[(m, 1)], 0));
+            }
+            return self.max_of(out, &maxima, bits, log);
+        }
         let mut factors = Vec::new();
         for op in operands {
             let mut d = Affine::of(&[(out, 1)], -op.constant);

@@ -1,7 +1,8 @@
-//! The canonical encoding of a [`ModelCommitment`] (`"VPMC"`, version, parameters, input,
-//! layers, weights root; integers little-endian).
+//! The canonical encoding of a [`ModelCommitment`] (`"VPMC"`, version 3, parameters, input,
+//! layers, weights root, output layout; integers little-endian).
 
 use crate::error::DecodeError;
+use crate::layout::OutputLayout;
 use crate::merkle::Hash;
 use crate::model::*;
 use crate::pcs::PcsParams;
@@ -116,13 +117,14 @@ impl ModelCommitment {
             }
         }
         w.extend_from_slice(&self.weights_root);
+        self.layout.put(&mut w);
         w
     }
 
     /// Decode (strictly: unknown tags, short input and trailing bytes are errors). The
     /// architecture is validated by [`crate::verify`].
     pub fn from_bytes(b: &[u8]) -> Result<Self, DecodeError> {
-        let mut r = Reader { b, pos: 0 };
+        let mut r = Reader::new(b);
         if r.take(4)? != COMMITMENT_MAGIC {
             return Err(DecodeError("bad magic"));
         }
@@ -208,7 +210,8 @@ impl ModelCommitment {
         }
         let mut weights_root = [0u8; 32];
         weights_root.copy_from_slice(r.take(32)?);
-        if r.pos != b.len() {
+        let layout = OutputLayout::read(&mut r)?;
+        if !r.done() {
             return Err(DecodeError("trailing bytes"));
         }
         Ok(Self {
@@ -217,6 +220,7 @@ impl ModelCommitment {
             layers,
             params,
             weights_root,
+            layout,
         })
     }
 
@@ -226,47 +230,66 @@ impl ModelCommitment {
     }
 }
 
-struct Reader<'a> {
+/// A strict little-endian reader over a byte string.
+pub(crate) struct Reader<'a> {
     b: &'a [u8],
     pos: usize,
 }
 
 impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
+    pub(crate) fn new(b: &'a [u8]) -> Self {
+        Self { b, pos: 0 }
+    }
+    /// Whether every byte has been read.
+    pub(crate) fn done(&self) -> bool {
+        self.pos == self.b.len()
+    }
+    /// Bytes not read yet.
+    pub(crate) fn remaining(&self) -> usize {
+        self.b.len() - self.pos
+    }
+    pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
         let end = self.pos.checked_add(n).ok_or(DecodeError("overflow"))?;
         let s = self.b.get(self.pos..end).ok_or(DecodeError("truncated"))?;
         self.pos = end;
         Ok(s)
     }
-    fn u8(&mut self) -> Result<u8, DecodeError> {
+    pub(crate) fn u8(&mut self) -> Result<u8, DecodeError> {
         Ok(self.take(1)?[0])
     }
-    fn u16(&mut self) -> Result<u16, DecodeError> {
+    pub(crate) fn u16(&mut self) -> Result<u16, DecodeError> {
         let mut a = [0u8; 2];
         a.copy_from_slice(self.take(2)?);
         Ok(u16::from_le_bytes(a))
     }
-    fn u32(&mut self) -> Result<u32, DecodeError> {
+    pub(crate) fn u32(&mut self) -> Result<u32, DecodeError> {
         let mut a = [0u8; 4];
         a.copy_from_slice(self.take(4)?);
         Ok(u32::from_le_bytes(a))
     }
-    fn u64(&mut self) -> Result<u64, DecodeError> {
+    pub(crate) fn u64(&mut self) -> Result<u64, DecodeError> {
         let mut a = [0u8; 8];
         a.copy_from_slice(self.take(8)?);
         Ok(u64::from_le_bytes(a))
     }
-    fn usize(&mut self) -> Result<usize, DecodeError> {
+    pub(crate) fn usize(&mut self) -> Result<usize, DecodeError> {
         usize::try_from(self.u64()?).map_err(|_| DecodeError("length too large"))
     }
-    fn values(&mut self, max: usize) -> Result<Vec<i64>, DecodeError> {
+    /// A `u64` length, at most `max`.
+    pub(crate) fn len(&mut self, max: usize) -> Result<usize, DecodeError> {
+        usize::try_from(self.u64()?)
+            .ok()
+            .filter(|n| *n <= max)
+            .ok_or(DecodeError("length out of range"))
+    }
+    pub(crate) fn values(&mut self, max: usize) -> Result<Vec<i64>, DecodeError> {
         let len = self.usize()?;
-        if len > max || len.saturating_mul(8) > self.b.len() - self.pos {
+        if len > max || len.saturating_mul(8) > self.remaining() {
             return Err(DecodeError("value list too long"));
         }
         (0..len).map(|_| Ok(self.u64()? as i64)).collect()
     }
-    fn window(&mut self) -> Result<Window, DecodeError> {
+    pub(crate) fn window(&mut self) -> Result<Window, DecodeError> {
         let mut f = [0usize; 14];
         for x in &mut f {
             *x = self.usize()?;

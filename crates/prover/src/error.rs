@@ -15,6 +15,8 @@ pub enum ModelError {
     Layer { layer: usize, reason: String },
     #[error("the model is too large: {0}")]
     TooLarge(String),
+    #[error("output layout: {0}")]
+    Layout(&'static str),
 }
 
 /// Why a proof could not be produced (the inference itself is outside the exact semantics).
@@ -58,6 +60,11 @@ pub enum VerifyError {
     Pcs(&'static str),
     #[error("claim check failed: {0}")]
     Claim(&'static str),
+    #[error("output layout: {0}")]
+    Layout(&'static str),
+    /// A bug in the verifier, caught: the proof is rejected, never accepted.
+    #[error("internal error: the verifier panicked on this proof")]
+    Panicked,
 }
 
 /// A byte string that is not a valid encoding.

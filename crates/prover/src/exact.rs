@@ -29,14 +29,7 @@ pub enum LowerError {
     Structure(String),
 }
 
-/// One graph output, in the order the proven output vector concatenates them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OutputSpec {
-    pub name: String,
-    pub shape: Vec<usize>,
-    /// Fractional bits of a fixed-point output; `None` for integers.
-    pub frac: Option<i32>,
-}
+pub use crate::layout::OutputSpec;
 
 /// The prover's view of an exact-mode model.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -10,10 +10,15 @@
 //!   Goldilocks, BLAKE3 Merkle trees: no trusted setup, nothing downloaded);
 //! - lowers exact-mode graphs ([`exact`]) to that IR, naming what it cannot cover, and
 //!   proves ONNX models end to end ([`OnnxProver`], [`ProofFile`]);
-//! - commits to a model's weights once, at registration ([`ProverModel::new`]); the
+//! - commits to a model's weights once, at registration ([`ProverModel::new`]), and binds
+//!   how the output is read (each output's name, shape and scale, in order) and the
+//!   compiled-model id into the commitment ([`ProverModel::bind`], [`OutputLayout`]); the
 //!   verifier needs only the [`ModelCommitment`];
 //! - derives every challenge by Fiat–Shamir from a transcript that absorbs the model
-//!   commitment, the input, the output and every prover message.
+//!   commitment (its output layout included), the input, the output and every prover
+//!   message;
+//! - verifies bytes from the network without panicking: [`verify`] and [`settle`]'s entry
+//!   points run under a panic guard and return typed errors; decoding bounds every length.
 //!
 //! Field and DFT arithmetic come from Plonky3 (`p3-goldilocks`, `p3-field`, `p3-dft`); the
 //! protocol code is ours. The protocol, its soundness argument and parameters are written
@@ -32,6 +37,7 @@ mod exec;
 pub mod field;
 pub mod file;
 mod heads;
+pub mod layout;
 pub mod logup;
 pub mod merkle;
 pub mod mle;
@@ -41,6 +47,7 @@ pub mod pcs;
 mod plan;
 pub mod protocol;
 mod relations;
+pub mod settle;
 pub mod sumcheck;
 mod tables;
 #[cfg(test)]
@@ -49,7 +56,9 @@ pub mod transcript;
 
 pub use error::{DecodeError, ModelError, ProveError, VerifyError};
 pub use file::ProofFile;
+pub use layout::{OutputLayout, OutputSpec};
 pub use model::{Layer, LayerSpec, LookupTable, ModelCommitment, ProverModel, Rounding, Window};
 pub use onnx::{OnnxProver, ZkError};
 pub use pcs::PcsParams;
 pub use protocol::{prove, verify, Proof, PROOF_VERSION};
+pub use settle::{SettleError, StatementError};

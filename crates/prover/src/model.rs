@@ -16,11 +16,13 @@
 //! previous pad otherwise), and the proof covers them too.
 //!
 //! The [`ModelCommitment`] is the public part: the architecture (shapes, shifts, tables,
-//! bounds) and the Merkle root of the weights' polynomial commitment, computed once at
-//! registration ([`ProverModel::new`]). The verifier never needs the weights.
+//! bounds), the Merkle root of the weights' polynomial commitment, computed once at
+//! registration ([`ProverModel::new`]), and the output layout with the compiled-model id
+//! ([`ProverModel::bind`]). The verifier never needs the weights.
 
 use crate::error::ModelError;
 use crate::field::{f_from_i64, F};
+pub use crate::layout::OutputLayout;
 use crate::merkle::Hash;
 use crate::pcs::{self, PcsParams, PcsProverData};
 
@@ -296,10 +298,13 @@ pub struct ModelCommitment {
     pub params: PcsParams,
     /// Root of the weights' commitment (all zero when the model has no weights).
     pub weights_root: Hash,
+    /// How the output vector is read, and the compiled model it comes from
+    /// ([`ProverModel::bind`]).
+    pub layout: OutputLayout,
 }
 
 pub(crate) const COMMITMENT_MAGIC: &[u8; 4] = b"VPMC";
-pub(crate) const COMMITMENT_VERSION: u8 = 2;
+pub(crate) const COMMITMENT_VERSION: u8 = 3;
 
 pub(crate) fn signed_range(bits: u32) -> (i64, i64) {
     let h = 1i64 << (bits - 1);
@@ -487,6 +492,7 @@ impl ProverModel {
             layers: specs,
             params,
             weights_root: [0u8; 32],
+            layout: OutputLayout::default(),
         };
         let plan = Plan::new(&commitment)?;
         let weights = if plan.weights.count() > 0 {
@@ -530,6 +536,15 @@ impl ProverModel {
             plan,
             weights,
         })
+    }
+
+    /// Binds the statement's output layout and compiled-model id into the commitment
+    /// (its digest and every proof's transcript); the weights' commitment is unchanged.
+    /// The outputs must cover the model's output vector exactly.
+    pub fn bind(mut self, layout: OutputLayout) -> Result<Self, ModelError> {
+        layout.check(self.plan.lens[self.plan.num_layers()])?;
+        self.commitment.layout = layout;
+        Ok(self)
     }
 
     /// The public commitment (computed once, here).

@@ -4,7 +4,7 @@
 use crate::error::{ModelError, ProveError};
 use crate::exact::{lower, LowerError, Lowered, VALUE_BITS};
 use crate::file::ProofFile;
-use crate::model::{ModelCommitment, ProverModel};
+use crate::model::{ModelCommitment, OutputLayout, ProverModel};
 use crate::protocol::prove;
 use verity_engine::{EngineError, ExactModel, ExactParams, Tensors};
 
@@ -40,8 +40,8 @@ pub struct OnnxProver {
 }
 
 impl OnnxProver {
-    /// Compile `onnx` in exact mode (the network's parameters), lower it and commit to its
-    /// weights.
+    /// Compile `onnx` in exact mode (the network's parameters), lower it, commit to its
+    /// weights and bind its output layout and compiled-model id into the commitment.
     pub fn register(onnx: &[u8]) -> Result<Self, ZkError> {
         Self::register_with(onnx, &ExactParams::default())
     }
@@ -50,7 +50,12 @@ impl OnnxProver {
     pub fn register_with(onnx: &[u8], params: &ExactParams) -> Result<Self, ZkError> {
         let exact = ExactModel::compile(onnx, params)?;
         let lowered = lower(&exact.graph()?)?;
-        let model = ProverModel::new(lowered.input_len, VALUE_BITS, lowered.layers.clone())?;
+        let model = ProverModel::new(lowered.input_len, VALUE_BITS, lowered.layers.clone())?.bind(
+            OutputLayout {
+                model_id: exact.id(),
+                outputs: lowered.outputs.clone(),
+            },
+        )?;
         Ok(Self {
             exact,
             lowered,

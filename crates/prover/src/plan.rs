@@ -564,6 +564,7 @@ impl Plan {
                 )));
             }
         }
+        c.layout.check(lens[nl])?;
         Ok(Self {
             nl,
             lens,

@@ -1,7 +1,8 @@
 //! `prove` and `verify` for a whole model run.
 //!
 //! Transcript order (both sides):
-//! 1. statement: protocol version, the model commitment, the input, the output;
+//! 1. statement: protocol version, the model commitment (output layout and compiled-model
+//!    id included), the input, the output;
 //! 2. the root of the witness commitment (intermediate vectors and table multiplicities);
 //! 3. per MatMul `l`: `r ← EF^{log rows}`; `z̃(r)` (sent unless `z` is the public output);
 //!    `b̃(r)`; sumcheck of `Σ_c W̃(r,c)·ã(c) = z̃(r) - b̃(r)`; `W̃(r,s)`; `ã(s)` (sent unless
@@ -292,7 +293,19 @@ fn check_public(
 }
 
 /// Verify that `output` is the exact result of the model committed to by `comm` on `input`.
+/// Runs under a panic guard: a panic while checking is [`VerifyError::Panicked`].
 pub fn verify(
+    comm: &ModelCommitment,
+    input: &[i64],
+    output: &[i64],
+    proof: &Proof,
+) -> Result<(), VerifyError> {
+    crate::settle::guard(VerifyError::Panicked, || {
+        verify_unguarded(comm, input, output, proof)
+    })
+}
+
+fn verify_unguarded(
     comm: &ModelCommitment,
     input: &[i64],
     output: &[i64],

@@ -10,7 +10,7 @@
 //! (soundness error `n·d/|EF|` by Schwartz–Zippel).
 
 use crate::error::VerifyError;
-use crate::field::{f_from_i64, EF};
+use crate::field::{EF, F};
 use crate::mle::fold_first;
 use crate::transcript::{Challenger, ProverTranscript, VerifierTranscript};
 use p3_field::{Field, PrimeCharacteristicRing};
@@ -88,20 +88,33 @@ pub fn verify(
     Ok((point, claim))
 }
 
-/// The value at `r` of the polynomial of degree `< evals.len()` taking `evals[i]` at `i`.
+/// The value at `r` of the polynomial of degree `< evals.len()` taking `evals[i]` at `i`
+/// (Lagrange form, everything in the field: the denominator of node `i` is
+/// `Π_{j≠i} (i − j) = (−1)^(n−1−i)·i!·(n−1−i)!`, non-zero for any `n < p`).
 pub fn interpolate(evals: &[EF], r: EF) -> EF {
     let n = evals.len();
+    if n == 0 {
+        return EF::ZERO;
+    }
+    let node = |j: usize| EF::from(F::from_u64(j as u64));
+    let mut fact = vec![F::ONE; n];
+    for k in 1..n {
+        fact[k] = fact[k - 1] * F::from_u64(k as u64);
+    }
+    // suffix[i] = Π_{j > i} (r − j); the prefix product runs along
+    let mut suffix = vec![EF::ONE; n];
+    for i in (0..n - 1).rev() {
+        suffix[i] = suffix[i + 1] * (r - node(i + 1));
+    }
+    let mut prefix = EF::ONE;
     let mut acc = EF::ZERO;
     for (i, e) in evals.iter().enumerate() {
-        let mut num = EF::ONE;
-        let mut den: i64 = 1;
-        for j in 0..n {
-            if j != i {
-                num *= r - EF::from(f_from_i64(j as i64));
-                den *= i as i64 - j as i64;
-            }
+        let mut den = fact[i] * fact[n - 1 - i];
+        if (n - 1 - i) % 2 == 1 {
+            den = -den;
         }
-        acc += *e * num * f_from_i64(den).inverse();
+        acc += *e * prefix * suffix[i] * den.inverse();
+        prefix *= r - node(i);
     }
     acc
 }
@@ -128,7 +141,7 @@ pub fn prove_product3(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::field::{ef_from_i64, ef_to_bytes};
+    use crate::field::{ef_from_i64, ef_to_bytes, f_from_i64};
     use crate::mle::eval_ef;
 
     fn vecs(n: usize, seed: i64) -> Vec<EF> {
@@ -195,6 +208,19 @@ mod tests {
         let mut v = VerifierTranscript::new(b"sc", &bad);
         let (_, fin) = verify(&mut v, claim, 3, 2).unwrap();
         assert_ne!(fin, ev[0] * ev[1]);
+    }
+
+    #[test]
+    fn interpolation_is_exact_at_high_degree() {
+        // degrees past 20, where `i!·(n−1−i)!` no longer fits an i64
+        for n in [1usize, 2, 21, 22, 26, 40, 65] {
+            let coef: Vec<EF> = (0..n).map(|k| ef_from_i64(k as i64 * 7 - 11)).collect();
+            let g = |x: EF| coef.iter().rev().fold(EF::ZERO, |a, c| a * x + *c);
+            let evals: Vec<EF> = (0..n).map(|i| g(ef_from_i64(i as i64))).collect();
+            for r in [ef_from_i64(1234567), ef_from_i64(3), ef_from_i64(-5)] {
+                assert_eq!(interpolate(&evals, r), g(r), "n = {n}");
+            }
+        }
     }
 
     #[test]

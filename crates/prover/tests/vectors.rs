@@ -1,7 +1,10 @@
-//! Test vectors that fix the model-commitment encoding (version 2) and its digest: a change
-//! to either is a format change and must bump the version.
+//! Test vectors that fix the model-commitment encoding (version 3: the output layout and
+//! compiled-model id at its end) and its digest: a change to either is a format change and
+//! must bump the version.
 
-use verity_prover::{Layer, ModelCommitment, ProverModel, Rounding, Window};
+use verity_prover::{
+    Layer, ModelCommitment, OutputLayout, OutputSpec, ProverModel, Rounding, Window,
+};
 
 fn model() -> ProverModel {
     let win = Window {
@@ -44,14 +47,24 @@ fn model() -> ProverModel {
             out_bits: 16,
         },
     ];
-    ProverModel::new(9, 8, layers).unwrap()
+    ProverModel::new(9, 8, layers)
+        .unwrap()
+        .bind(OutputLayout {
+            model_id: [0x11; 32],
+            outputs: vec![OutputSpec {
+                name: "logits".into(),
+                shape: vec![1, 2],
+                frac: Some(16),
+            }],
+        })
+        .unwrap()
 }
 
 #[test]
 fn commitment_encoding_is_fixed() {
     let c = model().commitment().clone();
     let b = c.to_bytes();
-    assert_eq!(&b[..5], b"VPMC\x02");
+    assert_eq!(&b[..5], b"VPMC\x03");
     assert_eq!(ModelCommitment::from_bytes(&b).unwrap(), c);
     assert_eq!(b.len(), EXPECTED_LEN, "encoding length changed");
     assert_eq!(
@@ -65,5 +78,5 @@ fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-const EXPECTED_LEN: usize = 254;
-const EXPECTED_DIGEST: &str = "af3b1aa0baa6029db56e347ccf11edb865d268cf5487d977a94272b72e5d48de";
+const EXPECTED_LEN: usize = 332;
+const EXPECTED_DIGEST: &str = "5190c78eba8a5eaaef2f9d76cbebed0aabae5635911667ec6b52103b9eb87a9d";
