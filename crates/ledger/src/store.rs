@@ -55,7 +55,21 @@ impl Ledger {
     /// Opens (or creates from `genesis`) the ledger at `path`. Refuses a
     /// database created from a different genesis.
     pub fn open(path: &Path, genesis: Genesis) -> Result<Self, LedgerError> {
-        let db = Database::create(path)?;
+        Self::open_database(
+            Database::create(path)?,
+            &path.display().to_string(),
+            genesis,
+        )
+    }
+
+    /// Opens (or creates) the ledger on a simulated disk (see
+    /// [`crate::MemoryDisk`]): the deterministic simulation's storage.
+    pub fn open_on(disk: &crate::MemoryDisk, genesis: Genesis) -> Result<Self, LedgerError> {
+        let db = Database::builder().create_with_backend(disk.backend())?;
+        Self::open_database(db, "memory disk", genesis)
+    }
+
+    fn open_database(db: Database, name: &str, genesis: Genesis) -> Result<Self, LedgerError> {
         let genesis_hash = {
             let mut b = vec![STORAGE_VERSION];
             b.extend_from_slice(
@@ -79,8 +93,7 @@ impl Ledger {
         match existing {
             Some(g) if g == genesis_hash => Ok(ledger),
             Some(_) => Err(LedgerError::Genesis(format!(
-                "{} was created from another genesis (or storage version)",
-                path.display()
+                "{name} was created from another genesis (or storage version)"
             ))),
             None => {
                 let w = ledger.db.begin_write()?;

@@ -613,3 +613,25 @@ fn model_bytes_are_stored_before_commit_and_only_for_valid_publishes() {
     assert_eq!(*store.stored.lock().unwrap(), vec![m.model_id]);
     assert!(l.model(&m.model_id).unwrap().is_some());
 }
+
+#[test]
+fn a_crash_loses_nothing_committed_on_the_memory_disk() {
+    let mut w = World::new();
+    let disk = verity_ledger::MemoryDisk::new();
+    let l = Ledger::open_on(&disk, w.genesis.clone()).unwrap();
+    let req = w.infer(0, 500);
+    w.block(&l, std::slice::from_ref(&req));
+    let root = l.root_at(1).unwrap().unwrap();
+    // A failing disk: the block is refused and nothing is committed.
+    disk.set_failing(true);
+    assert!(l.apply_block(2, Some(&seed(2)), &[]).is_err());
+    disk.set_failing(false);
+    drop(l);
+    disk.crash();
+    let l = Ledger::open_on(&disk, w.genesis.clone()).unwrap();
+    assert_eq!(l.height().unwrap(), 1, "the committed block survived");
+    assert_eq!(l.root_at(1).unwrap().unwrap(), root);
+    assert!(l.request(&req.id()).unwrap().is_some());
+    // And the chain goes on from there.
+    l.apply_block(2, Some(&seed(2)), &[]).unwrap();
+}

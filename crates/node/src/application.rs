@@ -14,7 +14,6 @@ use bytes::Bytes;
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex},
-    time::{Duration, Instant},
 };
 use tracing::{info, warn};
 use verity_primitives::{block::BlockBody, codec::Canonical, BlockHeader, StateClaim, B256};
@@ -28,16 +27,15 @@ pub const MAX_TX_BYTES: usize = MAX_BLOCK_BYTES;
 #[derive(Clone, Debug)]
 pub struct LedgerApp {
     pub state: Arc<NodeState>,
-    /// Transactions this node proposed recently: not proposed again until
-    /// they execute or [`REPROPOSE_AFTER`] passes (their block may have
-    /// been skipped).
-    inflight: Arc<Mutex<HashMap<B256, Instant>>>,
+    /// Transactions this node proposed, with the height of the block it
+    /// proposed them in: not proposed again until that height is executed
+    /// (then they either executed, or their block was not the one
+    /// finalized at that height). Heights, not clocks, so the
+    /// deterministic simulation replays it exactly.
+    inflight: Arc<Mutex<HashMap<B256, u64>>>,
     /// Locally admitted transactions for the gossip task (taken once).
     gossip: Arc<Mutex<Option<crate::consensus::gossip::GossipOutbound>>>,
 }
-
-/// How long a proposed transaction is held back from further proposals.
-pub const REPROPOSE_AFTER: Duration = Duration::from_secs(3);
 
 impl LedgerApp {
     /// `gossip` yields what the node admitted locally (see
@@ -86,10 +84,11 @@ impl Application for LedgerApp {
                 MAX_BLOCK_BYTES,
             )
         };
-        let now = Instant::now();
+        let height = parent.height + 1;
+        let executed = *self.state.executed.borrow();
         let txs = {
             let mut inflight = self.inflight.lock().expect("inflight lock");
-            inflight.retain(|_, t| now.duration_since(*t) < REPROPOSE_AFTER);
+            inflight.retain(|_, h| *h > executed);
             let mut txs = Vec::new();
             for tx in candidates {
                 // A held-back transaction is most likely in the parent, so
@@ -97,7 +96,7 @@ impl Application for LedgerApp {
                 if inflight.contains_key(&tx.id()) {
                     continue;
                 }
-                inflight.insert(tx.id(), now);
+                inflight.insert(tx.id(), height);
                 txs.push(tx);
             }
             txs

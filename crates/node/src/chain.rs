@@ -35,7 +35,19 @@ impl std::fmt::Debug for ChainStore {
 
 impl ChainStore {
     pub fn open(path: &Path) -> Result<Self, ChainError> {
-        let db = Database::create(path).map_err(err)?;
+        Self::init(Database::create(path).map_err(err)?)
+    }
+
+    /// Opens (or creates) the store on a simulated disk.
+    pub fn open_on(disk: &verity_ledger::MemoryDisk) -> Result<Self, ChainError> {
+        Self::init(
+            Database::builder()
+                .create_with_backend(disk.backend())
+                .map_err(err)?,
+        )
+    }
+
+    fn init(db: Database) -> Result<Self, ChainError> {
         let w = db.begin_write().map_err(err)?;
         w.open_table(HEADERS).map_err(err)?;
         w.open_table(CERTS).map_err(err)?;

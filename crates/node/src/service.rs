@@ -149,6 +149,43 @@ async fn admit_gossiped(
     }
 }
 
+/// Wires a node's shared state from its storage: the zk verifier and the
+/// Hub-backed model store go into the ledger, the engines are created, the
+/// mempool starts empty. Gossip is left unconnected (the caller wires it).
+/// Used by [`start_node`] and by the deterministic simulation.
+pub fn assemble_state(
+    ledger: Ledger,
+    hub: Hub,
+    chain: ChainStore,
+    genesis: &Genesis,
+    info: NodeInfo,
+    executor: Option<PrivateKey>,
+    engine_limits: Limits,
+) -> Result<NodeState, NodeError> {
+    let executed = ledger.height().map_err(|e| start_err("ledger")(&e))?;
+    let params = exact_params(genesis)?;
+    let zk = Arc::new(crate::zk::ZkService::new(hub.clone(), params.clone()));
+    let ledger = ledger
+        .with_zk(zk.clone())
+        .with_model_store(Arc::new(crate::hub_store::HubStore(hub.clone())));
+    Ok(NodeState {
+        ledger,
+        hub,
+        zk,
+        engine: Arc::new(TractEngine::new(engine_limits)),
+        exact: Arc::new(ExactEngine::new(params)),
+        chain,
+        mempool: Mutex::new(Mempool::new(MempoolLimits::default())),
+        executor,
+        info,
+        metrics: Metrics::default(),
+        executed: tokio::sync::watch::channel(executed).0,
+        halted: tokio::sync::watch::channel(None).0,
+        gossip: None,
+        gossip_inbox: None,
+    })
+}
+
 /// Opens storage and starts every service. Must be called inside a tokio
 /// runtime (the API and executor run on it; consensus runs on its own).
 pub async fn start_node(cfg: NodeConfig) -> Result<RunningNode, NodeError> {
@@ -172,41 +209,33 @@ pub async fn start_node(cfg: NodeConfig) -> Result<RunningNode, NodeError> {
     let api_addr = listener
         .local_addr()
         .map_err(|e| start_err("API address")(&e))?;
-    let executed = ledger.height().map_err(|e| start_err("ledger")(&e))?;
-    let params = exact_params(&cfg.genesis)?;
-    let zk = Arc::new(crate::zk::ZkService::new(hub.clone(), params.clone()));
-    let ledger = ledger
-        .with_zk(zk.clone())
-        .with_model_store(Arc::new(crate::hub_store::HubStore(hub.clone())));
-    let (gossip_tx, gossip_rx) = futures::channel::mpsc::channel(GOSSIP_QUEUE);
-    let (inbox_tx, inbox_rx) = tokio::sync::mpsc::channel(GOSSIP_QUEUE);
-    let state = Arc::new(NodeState {
+    let info = NodeInfo {
+        chain_id: cfg.genesis.chain_id,
+        identity: cfg.network.identity_hex(),
+        validators: cfg
+            .network
+            .participants()
+            .iter()
+            .map(public_key_hex)
+            .collect(),
+        validator: public_key_hex(&cfg.keys.public_key()),
+        api: format!("http://{api_addr}"),
+    };
+    let mut state = assemble_state(
         ledger,
         hub,
-        zk,
-        engine: Arc::new(TractEngine::new(cfg.engine_limits.clone())),
-        exact: Arc::new(ExactEngine::new(params)),
         chain,
-        mempool: Mutex::new(Mempool::new(MempoolLimits::default())),
-        executor: cfg.executor.clone(),
-        info: NodeInfo {
-            chain_id: cfg.genesis.chain_id,
-            identity: cfg.network.identity_hex(),
-            validators: cfg
-                .network
-                .participants()
-                .iter()
-                .map(public_key_hex)
-                .collect(),
-            validator: public_key_hex(&cfg.keys.public_key()),
-            api: format!("http://{api_addr}"),
-        },
-        metrics: Metrics::default(),
-        executed: tokio::sync::watch::channel(executed).0,
-        halted: tokio::sync::watch::channel(None).0,
-        gossip: Some(gossip_tx),
-        gossip_inbox: Some(inbox_tx),
-    });
+        &cfg.genesis,
+        info,
+        cfg.executor.clone(),
+        cfg.engine_limits.clone(),
+    )?;
+    let executed = *state.executed.borrow();
+    let (gossip_tx, gossip_rx) = futures::channel::mpsc::channel(GOSSIP_QUEUE);
+    let (inbox_tx, inbox_rx) = tokio::sync::mpsc::channel(GOSSIP_QUEUE);
+    state.gossip = Some(gossip_tx);
+    state.gossip_inbox = Some(inbox_tx);
+    let state = Arc::new(state);
     tokio::spawn(admit_gossiped(state.clone(), inbox_rx));
     let router = api::router(state.clone());
     let api_task = tokio::spawn(async move {

@@ -13,6 +13,7 @@ use std::{
 use verity_primitives::PrivateKey;
 
 pub mod faulty;
+pub mod sim;
 
 pub use verity_node::free_ports;
 

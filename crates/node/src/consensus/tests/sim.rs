@@ -223,6 +223,30 @@ async fn four(
     NetworkIdentity,
     Vec<Handle<()>>,
 ) {
+    four_linked(
+        context,
+        seed,
+        apps,
+        Link {
+            latency: Duration::from_millis(10),
+            jitter: Duration::from_millis(3),
+            success_rate: 1.0,
+        },
+    )
+    .await
+}
+
+async fn four_linked(
+    context: &Ctx,
+    seed: u64,
+    apps: &[TestApp],
+    link: Link,
+) -> (
+    Oracle<PublicKey, Ctx>,
+    Vec<ValidatorKeys>,
+    NetworkIdentity,
+    Vec<Handle<()>>,
+) {
     let (network, mut oracle) = Network::new(
         context.with_label("network"),
         simulated::Config {
@@ -238,11 +262,6 @@ async fn four(
         .manager()
         .track(0, Set::from_iter_dedup(participants.clone()))
         .await;
-    let link = Link {
-        latency: Duration::from_millis(10),
-        jitter: Duration::from_millis(3),
-        success_rate: 1.0,
-    };
     for a in &participants {
         for b in &participants {
             if a != b {
