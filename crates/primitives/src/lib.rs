@@ -13,6 +13,7 @@ pub mod manifest;
 pub mod merkle;
 pub mod receipt;
 pub mod tensor;
+pub mod tensor_stream;
 pub mod tx;
 
 pub use alloy_primitives::{Address, B256};

@@ -472,10 +472,11 @@ impl Serialize for Tensors {
     }
 }
 
+/// Streams, with element limits checked while parsing (see
+/// [`crate::tensor_stream`]).
 impl<'de> Deserialize<'de> for Tensors {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let v = <Value as Deserialize>::deserialize(d)?;
-        Tensors::from_json(&v).map_err(serde::de::Error::custom)
+        crate::tensor_stream::deserialize_tensors(d)
     }
 }
 
