@@ -388,7 +388,7 @@ fn bad_signatures_chains_funds_models_and_replays_are_rejected() -> Result<()> {
     // A new copy of a real model (a doc_string appended, so a new id) whose
     // manifest declares other inputs than its graph has.
     let r = s.publish("iris_copy", [real, vec![0x32, 1, b'x']].concat())?;
-    expect_err(r, 422, "invalid_manifest", &["differ from the ONNX graph"]);
+    expect_err(r, 422, "invalid_model", &["differ from the ONNX graph"]);
 
     assert_eq!(snapshot(api, &s.key)?, before, "state changed");
 

@@ -7,7 +7,7 @@ use crate::{
         compute_root, read_height, write_height, INPUTS, META, OPEN, OUTPUTS, PROOFS, ROOTS, STATE,
         TXS, ZK_PROOFS,
     },
-    Genesis, Ledger, LedgerError, ModelStore, Params, TxError, ZkVerifier,
+    Genesis, Ledger, LedgerError, ModelOracle, Params, TxError, ZkVerifier,
 };
 use borsh::BorshSerialize;
 use redb::{ReadableTable, WriteTransaction};
@@ -63,7 +63,7 @@ pub(crate) struct Exec<'a> {
     pub params: &'a Params,
     pub chain_id: u64,
     pub zk: Option<&'a dyn ZkVerifier>,
-    pub models: Option<&'a dyn ModelStore>,
+    pub models: Option<&'a dyn ModelOracle>,
 }
 
 impl Exec<'_> {
@@ -169,6 +169,8 @@ impl Exec<'_> {
                     .into());
                 }
                 need(0)?;
+                // The expensive check last: the engine loads the bytes.
+                check_model_bytes(self.models, manifest, onnx)?;
                 acct.balance -= self.params.tx_fee;
                 self.put(&account_key(&tx.from), &acct)?;
                 if let Some(store) = self.models {
@@ -453,7 +455,9 @@ pub(crate) fn encode_tensors(t: &Tensors) -> Vec<u8> {
     b
 }
 
-pub(crate) use crate::checks::{check_outputs, check_publish, check_request, check_static};
+pub(crate) use crate::checks::{
+    check_model_bytes, check_outputs, check_publish, check_request, check_static,
+};
 
 pub(crate) fn init_genesis(w: &WriteTransaction, g: &Genesis) -> Result<(), LedgerError> {
     let ex = Exec {
@@ -523,7 +527,8 @@ impl Ledger {
                         manifest.name, manifest.version
                     )));
                 }
-                need(0)
+                need(0)?;
+                check_model_bytes(self.models.as_deref(), manifest, onnx)
             }
             TxBody::Infer(req) => {
                 let m = self

@@ -49,6 +49,36 @@ pub(crate) fn check_publish(
     m.validate_fields().map_err(TxError::InvalidModel)
 }
 
+/// The manifest must declare exactly what the oracle finds in the bytes
+/// (inputs, outputs, operators); the bytes must load as a model.
+pub(crate) fn check_model_bytes(
+    models: Option<&dyn crate::ModelOracle>,
+    m: &ModelManifest,
+    onnx: &[u8],
+) -> Result<(), TxError> {
+    let Some(models) = models else {
+        return Ok(());
+    };
+    // An engine panic on hostile bytes is a refusal, the same on every node.
+    let shape = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| models.inspect(onnx)))
+        .map_err(|_| TxError::InvalidModel("the engine failed on these bytes".into()))?
+        .map_err(|e| TxError::ModelRejected {
+            code: e.code,
+            message: e.to_string(),
+        })?;
+    if shape.inputs != m.inputs || shape.outputs != m.outputs {
+        return Err(TxError::InvalidModel(
+            "declared inputs/outputs differ from the ONNX graph".into(),
+        ));
+    }
+    if shape.ops != m.ops {
+        return Err(TxError::InvalidModel(
+            "declared ops differ from the ONNX graph".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// Checks an inference request against the model schema and limits.
 pub(crate) fn check_request(
     params: &Params,

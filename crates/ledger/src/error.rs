@@ -40,6 +40,10 @@ pub enum TxError {
     InvalidResult(String),
     #[error("transaction too large: {0}")]
     TooLarge(String),
+    /// The model's bytes were refused by the engine; `code` is the
+    /// engine's (for example `unsupported_op`).
+    #[error("{message}")]
+    ModelRejected { code: &'static str, message: String },
 }
 
 impl TxError {
@@ -62,6 +66,7 @@ impl TxError {
             TxError::UnknownRequest(_) => "unknown_request",
             TxError::InvalidResult(_) => "invalid_result",
             TxError::TooLarge(_) => "too_large",
+            TxError::ModelRejected { code, .. } => code,
         }
     }
 }

@@ -23,7 +23,7 @@ pub use apply::{draw_executor, BlockOutcome};
 pub use error::{LedgerError, TxError};
 pub use genesis::{Genesis, Params};
 pub use memory_disk::{MemoryBackend, MemoryDisk};
-pub use models::{ModelStore, ModelStoreError};
+pub use models::{InspectError, ModelOracle, ModelShape, ModelStoreError};
 pub use query::ReceiptProof;
 pub use records::{Account, RequestRecord, RequestStatus, TxOutcome};
 pub use store::Ledger;

@@ -27,7 +27,7 @@ pub struct Ledger {
     pub(crate) db: Database,
     pub(crate) genesis: Genesis,
     pub(crate) zk: Option<std::sync::Arc<dyn crate::ZkVerifier>>,
-    pub(crate) models: Option<std::sync::Arc<dyn crate::ModelStore>>,
+    pub(crate) models: Option<std::sync::Arc<dyn crate::ModelOracle>>,
 }
 
 impl std::fmt::Debug for Ledger {
@@ -45,9 +45,11 @@ impl Ledger {
         self
     }
 
-    /// Stores published models' bytes through `models` before each block
-    /// that publishes them commits.
-    pub fn with_model_store(mut self, models: std::sync::Arc<dyn crate::ModelStore>) -> Self {
+    /// Checks publishes against what `models` finds in their bytes, and
+    /// stores those bytes through it before each block that publishes them
+    /// commits. A node always sets it; without one, bytes are neither
+    /// inspected nor stored (ledger unit tests).
+    pub fn with_models(mut self, models: std::sync::Arc<dyn crate::ModelOracle>) -> Self {
         self.models = Some(models);
         self
     }

@@ -551,7 +551,27 @@ struct TestStore {
     fail: std::sync::atomic::AtomicBool,
 }
 
-impl verity_ledger::ModelStore for TestStore {
+impl verity_ledger::ModelOracle for TestStore {
+    /// Every model "declares" the test manifest's schema; `b"not a model"`
+    /// does not load.
+    fn inspect(
+        &self,
+        bytes: &[u8],
+    ) -> Result<verity_ledger::ModelShape, verity_ledger::InspectError> {
+        if bytes == b"not a model" {
+            return Err(verity_ledger::InspectError {
+                code: "invalid_model",
+                source: "not an ONNX model".into(),
+            });
+        }
+        let m = manifest(&PrivateKey::from_dev_seed("any"), bytes, "any");
+        Ok(verity_ledger::ModelShape {
+            inputs: m.inputs,
+            outputs: m.outputs,
+            ops: m.ops,
+        })
+    }
+
     fn store(&self, id: &ModelId, _bytes: &[u8]) -> Result<(), verity_ledger::ModelStoreError> {
         if self.fail.load(std::sync::atomic::Ordering::SeqCst) {
             return Err(verity_ledger::ModelStoreError {
@@ -568,7 +588,7 @@ impl verity_ledger::ModelStore for TestStore {
 fn model_bytes_are_stored_before_commit_and_only_for_valid_publishes() {
     let mut w = World::new();
     let store = std::sync::Arc::new(TestStore::default());
-    let l = w.ledger().with_model_store(store.clone());
+    let l = w.ledger().with_models(store.clone());
     let bytes = b"stored-model".to_vec();
     let m = manifest(&w.alice, &bytes, "m3");
     let mut lying = m.clone();
@@ -634,4 +654,44 @@ fn a_crash_loses_nothing_committed_on_the_memory_disk() {
     assert!(l.request(&req.id()).unwrap().is_some());
     // And the chain goes on from there.
     l.apply_block(2, Some(&seed(2)), &[]).unwrap();
+}
+
+#[test]
+fn a_lying_manifest_or_non_model_bytes_fail_in_block_execution_too() {
+    // A Byzantine proposer includes publishes that admission would refuse.
+    let mut w = World::new();
+    let store = std::sync::Arc::new(TestStore::default());
+    let l = w.ledger().with_models(store.clone());
+    let bytes = b"a model".to_vec();
+    let mut lying = manifest(&w.alice, &bytes, "liar");
+    lying.ops = vec!["ai.onnx:Relu".into()];
+    let lie = w.tx(
+        &w.alice,
+        0,
+        TxBody::Publish {
+            manifest: lying,
+            onnx: bytes,
+        },
+    );
+    match l.check_tx(&lie, 16) {
+        Err(TxError::InvalidModel(m)) => assert!(m.contains("ops differ"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    let junk = b"not a model".to_vec();
+    let not_onnx = w.tx(
+        &w.alice,
+        1,
+        TxBody::Publish {
+            manifest: manifest(&w.alice, &junk, "junk"),
+            onnx: junk,
+        },
+    );
+    w.block(&l, &[lie.clone(), not_onnx.clone()]);
+    assert_eq!(outcome_code(&l, &lie).as_deref(), Some("invalid_model"));
+    let e = l.tx_outcome(&not_onnx.id()).unwrap().unwrap();
+    assert!(e.error.unwrap().contains("not an ONNX model"));
+    assert!(store.stored.lock().unwrap().is_empty(), "nothing stored");
+    assert_eq!(l.models().unwrap().len(), 1, "only the genesis model");
+    // Both paid the fee.
+    assert_eq!(l.account(&w.alice.address()).unwrap().balance, 10_000 - 20);
 }

@@ -1,17 +1,44 @@
-//! The ledger's [`ModelStore`] on the node's Hub: a published model's bytes
-//! are on disk, synced, before the block that publishes them commits.
+//! The ledger's [`ModelOracle`] on the node's engine and Hub: publishes are
+//! checked against what the float engine finds in their bytes, and a
+//! published model's bytes are on disk, synced, before the block that
+//! publishes them commits.
 
+use std::sync::Arc;
+use verity_engine::Engine;
 use verity_hub::Hub;
-use verity_ledger::{ModelStore, ModelStoreError};
+use verity_ledger::{InspectError, ModelOracle, ModelShape, ModelStoreError};
 use verity_primitives::ModelId;
 
-/// The Hub as the ledger's model store.
-#[derive(Clone, Debug)]
-pub struct HubStore(pub Hub);
+/// The engine and the Hub as the ledger's model oracle.
+#[derive(Clone)]
+pub struct NodeModels {
+    pub hub: Hub,
+    pub engine: Arc<dyn Engine>,
+}
 
-impl ModelStore for HubStore {
+impl std::fmt::Debug for NodeModels {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeModels")
+            .field("hub", &self.hub)
+            .finish()
+    }
+}
+
+impl ModelOracle for NodeModels {
+    fn inspect(&self, bytes: &[u8]) -> Result<ModelShape, InspectError> {
+        let info = self.engine.inspect(bytes).map_err(|e| InspectError {
+            code: e.code(),
+            source: Box::new(e),
+        })?;
+        Ok(ModelShape {
+            inputs: info.inputs,
+            outputs: info.outputs,
+            ops: info.ops,
+        })
+    }
+
     fn store(&self, id: &ModelId, bytes: &[u8]) -> Result<(), ModelStoreError> {
-        let stored = self.0.put(bytes).map_err(|e| ModelStoreError {
+        let stored = self.hub.put(bytes).map_err(|e| ModelStoreError {
             model: id.to_string(),
             source: Box::new(e),
         })?;

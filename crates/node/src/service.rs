@@ -165,14 +165,18 @@ pub fn assemble_state(
     let executed = ledger.height().map_err(|e| start_err("ledger")(&e))?;
     let params = exact_params(genesis)?;
     let zk = Arc::new(crate::zk::ZkService::new(hub.clone(), params.clone()));
+    let engine: Arc<dyn verity_engine::Engine> = Arc::new(TractEngine::new(engine_limits));
     let ledger = ledger
         .with_zk(zk.clone())
-        .with_model_store(Arc::new(crate::hub_store::HubStore(hub.clone())));
+        .with_models(Arc::new(crate::hub_store::NodeModels {
+            hub: hub.clone(),
+            engine: engine.clone(),
+        }));
     Ok(NodeState {
         ledger,
         hub,
         zk,
-        engine: Arc::new(TractEngine::new(engine_limits)),
+        engine,
         exact: Arc::new(ExactEngine::new(params)),
         chain,
         mempool: Mutex::new(Mempool::new(MempoolLimits::default())),

@@ -102,8 +102,9 @@ impl NodeState {
 
     /// Admission, cheapest checks first: size (it must fit in a block),
     /// then signature, chain, nonce and balance (the ledger's checks), and
-    /// only then any model work; for a publish, the engine must load the
-    /// model and agree with the manifest.
+    /// only then any model work (for a publish, the ledger's oracle loads
+    /// the model and compares it with the manifest: the same check block
+    /// execution makes).
     pub fn submit(&self, tx: SignedTx) -> Result<B256, SubmitError> {
         let encoded = tx.encode();
         let id = self.admit(tx)?;
@@ -123,19 +124,6 @@ impl NodeState {
             pool.limits().max_nonce_ahead
         };
         self.ledger.check_tx(&tx, ahead)?;
-        if let TxBody::Publish { manifest, onnx } = &tx.tx.body {
-            let info = self.engine.inspect(onnx)?;
-            if info.inputs != manifest.inputs || info.outputs != manifest.outputs {
-                return Err(SubmitError::Manifest(
-                    "declared inputs/outputs differ from the ONNX graph".into(),
-                ));
-            }
-            if info.ops != manifest.ops {
-                return Err(SubmitError::Manifest(
-                    "declared ops differ from the ONNX graph".into(),
-                ));
-            }
-        }
         if let TxBody::Infer(req) = &tx.tx.body {
             if req.mode == Mode::Exact {
                 // Refuse models exact mode cannot compile, naming the op,

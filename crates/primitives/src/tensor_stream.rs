@@ -45,7 +45,8 @@ impl<'de> Visitor<'de> for TensorsVisitor {
             let raw = map.next_value_seed(TensorSeed {
                 budget: &mut budget,
             })?;
-            let tensor = Tensor::from_json(&name, &Value::Object(raw)).map_err(de::Error::custom)?;
+            let tensor =
+                Tensor::from_json(&name, &Value::Object(raw)).map_err(de::Error::custom)?;
             if out.insert(name.clone(), tensor).is_some() {
                 return Err(de::Error::custom(format!("tensor `{name}` appears twice")));
             }
@@ -254,7 +255,8 @@ mod tests {
         // No element can be a nested array.
         let nested = r#"{"X": {"shape": [1], "dtype": "float32", "data": [[0, 0, 0]]}}"#;
         assert!(parse(nested).is_err());
-        let deep = r#"{"X": {"shape": [1], "dtype": "float32", "data": [{"value": [1], "decimals": 0}]}}"#;
+        let deep =
+            r#"{"X": {"shape": [1], "dtype": "float32", "data": [{"value": [1], "decimals": 0}]}}"#;
         assert!(parse(deep).is_err());
         let long_shape = format!(
             r#"{{"X": {{"shape": [{}1], "dtype": "float32", "data": [0]}}}}"#,
@@ -264,6 +266,9 @@ mod tests {
         let dup = r#"{"X": {"shape": [1], "dtype": "float32", "data": [0], "data": [1]}}"#;
         assert!(parse(dup).unwrap_err().to_string().contains("twice"));
         let unknown = r#"{"X": {"shape": [1], "dtype": "float32", "data": [0], "extra": 1}}"#;
-        assert!(parse(unknown).unwrap_err().to_string().contains("unknown field"));
+        assert!(parse(unknown)
+            .unwrap_err()
+            .to_string()
+            .contains("unknown field"));
     }
 }

@@ -52,6 +52,10 @@ impl From<TxError> for ApiError {
                 StatusCode::PAYMENT_REQUIRED
             }
             TxError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            TxError::ModelRejected { code, .. } if *code == "limit_exceeded" => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
+            TxError::ModelRejected { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             TxError::InvalidModel(_)
             | TxError::InvalidInput(_)
             | TxError::UnsupportedMode(_)
