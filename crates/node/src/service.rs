@@ -185,7 +185,7 @@ pub async fn start_node(cfg: NodeConfig) -> Result<RunningNode, NodeError> {
         hub,
         zk,
         engine: Arc::new(TractEngine::new(cfg.engine_limits.clone())),
-        exact: Arc::new(ExactEngine::new(params)),
+        exact: Arc::new(ExactEngine::with_limits(params, cfg.engine_limits.clone())),
         chain,
         mempool: Mutex::new(Mempool::new(MempoolLimits::default())),
         executor: cfg.executor.clone(),
