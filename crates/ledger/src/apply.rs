@@ -92,8 +92,9 @@ impl Exec<'_> {
     /// The fee rule (DESIGN §8, "nothing is free"): a transaction with a
     /// valid signature and the sender's next nonce pays the transaction fee
     /// (as much of it as the balance holds) and advances the nonce even when
-    /// its body fails; only a result that settles is free, since the
-    /// request's escrow pays for it. A transaction without a valid
+    /// its body fails; only a result that settles, or a valid failure
+    /// report, is free: the request paid for it, and only its assigned
+    /// executor can end it, once. A transaction without a valid
     /// signature or with another nonce cannot be charged to anyone: it
     /// fails as [`Charge::Unpayable`] (honest proposers never include one;
     /// admission refuses it), and a nonce-gap one is not recorded, so that
