@@ -130,6 +130,7 @@ fn main() {
         let mt = RunOptions {
             simd: true,
             threads: 2,
+            ..RunOptions::default()
         };
         let te2 = time(|| {
             exact.run_exact_with(&input, mt).unwrap();

@@ -223,7 +223,7 @@ impl Engine for TractEngine {
     }
 }
 
-fn check_input_size(input: &Tensors, limits: &Limits) -> Result<(), EngineError> {
+pub(crate) fn check_input_size(input: &Tensors, limits: &Limits) -> Result<(), EngineError> {
     let elements = input.total_len();
     if elements > limits.max_input_elements {
         return Err(EngineError::LimitExceeded(format!(

@@ -357,3 +357,42 @@ fn engine_is_shareable() {
         assert_eq!(out.get("label").unwrap().data, TensorData::I64(vec![0]));
     }
 }
+
+#[test]
+fn exact_mode_runs_under_the_same_limits() {
+    use verity_engine::{ExactEngine, ExactParams};
+    let limited = |f: fn(&mut Limits)| {
+        let mut l = Limits::default();
+        f(&mut l);
+        ExactEngine::with_limits(ExactParams::default(), l)
+    };
+    let cnn = model_file("np_digits_cnn.onnx");
+    let pixels = input("pixels", vec![1, 1, 8, 8], TensorData::F32(vec![1.0; 64]));
+    // A deadline already passed stops the run at the first step.
+    let e = limited(|l| l.max_exec_time = Duration::ZERO)
+        .run(&[9; 32], &cnn, &pixels)
+        .unwrap_err();
+    assert!(
+        matches!(&e, EngineError::LimitExceeded(m) if m.contains("deadline")),
+        "{e:?}"
+    );
+    // The largest tensor a step computes is bounded.
+    let e = limited(|l| l.max_tensor_elements = 100)
+        .run(&[9; 32], &cnn, &pixels)
+        .unwrap_err();
+    assert!(
+        matches!(&e, EngineError::LimitExceeded(m) if m.contains("elements")),
+        "{e:?}"
+    );
+    // Model and input sizes too.
+    let e = limited(|l| l.max_model_bytes = 100)
+        .run(&[9; 32], &cnn, &pixels)
+        .unwrap_err();
+    assert!(matches!(e, EngineError::LimitExceeded(_)), "{e:?}");
+    let e = limited(|l| l.max_input_elements = 10)
+        .run(&[9; 32], &cnn, &pixels)
+        .unwrap_err();
+    assert!(matches!(e, EngineError::LimitExceeded(_)), "{e:?}");
+    // Within limits, it runs.
+    ExactEngine::default().run(&[9; 32], &cnn, &pixels).unwrap();
+}

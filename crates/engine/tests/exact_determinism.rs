@@ -63,14 +63,17 @@ fn outputs_are_independent_of_simd_threads_and_build() {
         RunOptions {
             simd: false,
             threads: 1,
+            ..RunOptions::default()
         },
         RunOptions {
             simd: true,
             threads: 2,
+            ..RunOptions::default()
         },
         RunOptions {
             simd: false,
             threads: 3,
+            ..RunOptions::default()
         },
     ];
     for (name, g) in golden["models"].as_object().unwrap() {

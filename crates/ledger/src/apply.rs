@@ -1,22 +1,20 @@
 //! Block execution: every transaction is fully checked before it writes, so
-//! a failing transaction leaves no trace but its recorded outcome.
+//! a failing transaction leaves no trace but its recorded outcome. Results
+//! and failure reports are in `settle`, draws and expiry in `assign`.
 
 use crate::{
+    assign::Executors,
     records::{Account, RequestRecord, RequestStatus, TxOutcome},
+    settle::{awaiting, check_failure},
     store::{
-        compute_root, read_height, write_height, INPUTS, META, OPEN, OUTPUTS, PROOFS, ROOTS, STATE,
-        TXS, ZK_PROOFS,
+        compute_root, read_height, write_height, INPUTS, META, OPEN, PROOFS, ROOTS, STATE, TXS,
     },
     Genesis, Ledger, LedgerError, ModelOracle, Params, TxError, ZkVerifier,
 };
 use borsh::BorshSerialize;
 use redb::{ReadableTable, WriteTransaction};
 use verity_primitives::{
-    codec::{keccak, sha256, Canonical},
-    merkle,
-    receipt::exact_model_id,
-    tx::result_digest,
-    Address, Amount, BlockSeed, Evidence, InferenceResult, Mode, ModelId, ModelManifest, Receipt,
+    codec::Canonical, merkle, Address, Amount, BlockSeed, Mode, ModelId, ModelManifest, Receipt,
     SignedTx, Tensors, TxBody, B256,
 };
 
@@ -83,7 +81,7 @@ impl Exec<'_> {
         Ok(self.get(&account_key(a))?.unwrap_or_default())
     }
 
-    fn credit(&self, a: &Address, amount: Amount) -> Result<(), LedgerError> {
+    pub(crate) fn credit(&self, a: &Address, amount: Amount) -> Result<(), LedgerError> {
         let mut acct = self.account(a)?;
         acct.balance = acct.balance.saturating_add(amount);
         self.put(&account_key(a), &acct)
@@ -94,8 +92,9 @@ impl Exec<'_> {
     /// The fee rule (DESIGN §8, "nothing is free"): a transaction with a
     /// valid signature and the sender's next nonce pays the transaction fee
     /// (as much of it as the balance holds) and advances the nonce even when
-    /// its body fails; only a result that settles is free, since the
-    /// request's escrow pays for it. A transaction without a valid
+    /// its body fails; only a result that settles, or a valid failure
+    /// report, is free: the request paid for it, and only its assigned
+    /// executor can end it, once. A transaction without a valid
     /// signature or with another nonce cannot be charged to anyone: it
     /// fails as [`Charge::Unpayable`] (honest proposers never include one;
     /// admission refuses it), and a nonce-gap one is not recorded, so that
@@ -214,16 +213,30 @@ impl Exec<'_> {
             }
             TxBody::Result(res) => {
                 let receipt = self.settle(&tx.from, res)?;
-                self.put(
-                    &account_key(&tx.from),
-                    &Account {
-                        nonce: acct.nonce,
-                        ..self.account(&tx.from)?
-                    },
-                )?;
+                self.bump_nonce(&tx.from, acct.nonce)?;
                 Ok(Some(receipt))
             }
+            TxBody::Failure(f) => {
+                // Free like a settling result: the request's own infer
+                // transaction paid for its space, and only its assigned
+                // executor can end it, once.
+                self.fail_request(&tx.from, f)?;
+                self.bump_nonce(&tx.from, acct.nonce)?;
+                Ok(None)
+            }
         }
+    }
+
+    /// Sets `a`'s nonce, keeping the balance as it is now (a settlement may
+    /// have credited it).
+    fn bump_nonce(&self, a: &Address, nonce: u64) -> Result<(), LedgerError> {
+        self.put(
+            &account_key(a),
+            &Account {
+                nonce,
+                ..self.account(a)?
+            },
+        )
     }
 
     pub(crate) fn publish(&self, manifest: &ModelManifest) -> Result<(), LedgerError> {
@@ -237,179 +250,6 @@ impl Exec<'_> {
         t.insert(name_key(&manifest.name, None).as_slice(), id.as_slice())?;
         Ok(())
     }
-
-    fn settle(&self, executor: &Address, res: &InferenceResult) -> Result<B256, Failure> {
-        let rid = res.request_id;
-        let unknown = || TxError::UnknownRequest(format!("{rid:#x}"));
-        let mut record: RequestRecord = self.get(&request_key(&rid))?.ok_or_else(unknown)?;
-        match &record.status {
-            RequestStatus::Assigned { executor: e, .. } if e == executor => {}
-            RequestStatus::Assigned { executor: e, .. } => {
-                return Err(TxError::InvalidResult(format!(
-                    "request is assigned to {e}, not {executor}"
-                ))
-                .into())
-            }
-            other => {
-                return Err(TxError::InvalidResult(format!(
-                    "request is not awaiting a result ({other:?})"
-                ))
-                .into())
-            }
-        }
-        let manifest: ModelManifest = self
-            .get(&model_key(&record.model))?
-            .ok_or_else(|| LedgerError::Corrupt("request for a missing model".into()))?;
-        let output_hash = res.output.hash();
-        let (signer, signature) = res.evidence.signer();
-        if signer != executor {
-            return Err(TxError::InvalidResult("evidence names another executor".into()).into());
-        }
-        let recovered = signature
-            .recover(&result_digest(&rid, &output_hash))
-            .map_err(|e| TxError::InvalidResult(format!("evidence signature: {e}")))?;
-        if recovered != *executor {
-            return Err(
-                TxError::InvalidResult("evidence signature is not the executor's".into()).into(),
-            );
-        }
-        check_outputs(self.params, &manifest, &res.output, record.mode)?;
-        let compiled = matches!(record.mode, Mode::Exact | Mode::Zk)
-            .then(|| exact_model_id(&record.model, &self.params.exact_params));
-        let evidence = match (&res.evidence, record.mode) {
-            (Evidence::ZkProof { proof, .. }, Mode::Zk) => {
-                let commitment = self.zk_commitment(&record.model)?;
-                let input = self.input(&rid)?;
-                let zk = self
-                    .zk
-                    .ok_or_else(|| TxError::UnsupportedMode("zk".into()))?;
-                let compiled = compiled.unwrap_or_default();
-                // A verifier panic must not take the block down: it becomes
-                // the same refusal on every node (DESIGN §8).
-                let verdict = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    zk.verify(&commitment, &compiled, &input, &res.output, proof)
-                }))
-                .unwrap_or_else(|_| Err("the proof verifier failed on this proof".into()));
-                verdict.map_err(|e| TxError::InvalidResult(format!("zk proof rejected: {e}")))?;
-                self.w
-                    .open_table(ZK_PROOFS)?
-                    .insert(rid.as_slice(), proof.as_slice())?;
-                Evidence::ZkReceipt {
-                    executor: *executor,
-                    signature: *signature,
-                    commitment,
-                    proof_hash: B256::from(sha256(proof)),
-                }
-            }
-            (Evidence::ExecutorSignature { .. }, Mode::Vanilla | Mode::Exact) => {
-                res.evidence.clone()
-            }
-            (_, mode) => {
-                return Err(TxError::InvalidResult(format!(
-                    "this evidence kind is not valid for a {} request",
-                    mode.name()
-                ))
-                .into())
-            }
-        };
-        let fee = manifest.price.min(record.max_fee);
-        let receipt = Receipt {
-            chain_id: self.chain_id,
-            request_id: rid,
-            model: record.model,
-            mode: record.mode,
-            requester: record.requester,
-            input_hash: record.input_hash,
-            output_hash,
-            evidence,
-            fee,
-            request_height: record.height,
-            settled_height: self.height,
-            compiled_model: compiled,
-        };
-        let receipt_id = receipt.id();
-        self.credit(executor, fee)?;
-        self.credit(&record.requester, record.max_fee - fee)?;
-        record.status = RequestStatus::Settled { receipt_id };
-        self.put(&request_key(&rid), &record)?;
-        self.put(&Receipt::state_key(&receipt_id), &receipt)?;
-        self.w.open_table(OPEN)?.remove(rid.as_slice())?;
-        self.w
-            .open_table(OUTPUTS)?
-            .insert(rid.as_slice(), encode_tensors(&res.output).as_slice())?;
-        Ok(receipt_id)
-    }
-
-    /// Draws executors for requests ordered two or more blocks before this
-    /// one, from this block's seed (the seed of the previous block's view,
-    /// which was unknown when the request was ordered), and expires overdue
-    /// ones. Without a seed (the first block) nothing is drawn.
-    fn assign_and_expire(&self, seed: Option<&BlockSeed>) -> Result<(), LedgerError> {
-        let executors: Vec<Address> = self
-            .get::<Executors>(EXECUTORS_KEY)?
-            .map(|e| e.0)
-            .unwrap_or_default();
-        let open: Vec<(B256, u64)> = {
-            let t = self.w.open_table(OPEN)?;
-            let mut v = Vec::new();
-            for item in t.iter()? {
-                let (k, h) = item?;
-                v.push((B256::from_slice(k.value()), h.value()));
-            }
-            v
-        };
-        for (id, at) in open {
-            let mut rec: RequestRecord = self
-                .get(&request_key(&id))?
-                .ok_or_else(|| LedgerError::Corrupt("open request without record".into()))?;
-            match (&rec.status, seed) {
-                (RequestStatus::Pending, Some(seed)) if at.saturating_add(2) <= self.height => {
-                    let Some(executor) = draw_executor(&executors, &seed.randomness(), &id) else {
-                        continue;
-                    };
-                    rec.status = RequestStatus::Assigned {
-                        executor,
-                        deadline: self.height + self.params.request_timeout,
-                        seed: seed.clone(),
-                    };
-                    self.put(&request_key(&id), &rec)?;
-                }
-                (RequestStatus::Assigned { deadline, .. }, _) if *deadline < self.height => {
-                    let deadline = *deadline;
-                    self.credit(&rec.requester, rec.max_fee)?;
-                    rec.status = RequestStatus::Failed {
-                        reason: format!("no result by height {deadline}; escrow refunded"),
-                    };
-                    self.put(&request_key(&id), &rec)?;
-                    self.w.open_table(OPEN)?.remove(id.as_slice())?;
-                }
-                _ => {}
-            }
-        }
-        Ok(())
-    }
-}
-
-/// The executor drawn for `request` from `executors` with `randomness` (a
-/// block seed's [`BlockSeed::randomness`]): anyone holding the request
-/// record's seed and the executor set recomputes it. `None` when there is
-/// no executor.
-pub fn draw_executor(executors: &[Address], randomness: &B256, request: &B256) -> Option<Address> {
-    if executors.is_empty() {
-        return None;
-    }
-    let mut input = b"verity/draw/v1".to_vec();
-    input.extend_from_slice(randomness.as_slice());
-    input.extend_from_slice(request.as_slice());
-    let draw = u64::from_le_bytes(keccak(&input)[..8].try_into().expect("8 bytes"));
-    Some(executors[(draw % executors.len() as u64) as usize])
-}
-
-/// Genesis executor list.
-#[derive(Clone, Debug, PartialEq, Eq, borsh::BorshSerialize, borsh::BorshDeserialize)]
-pub(crate) struct Executors(pub Vec<Address>);
-impl Canonical for Executors {
-    const WHAT: &'static str = "executor set";
 }
 
 /// Whether a failed transaction can be charged to its sender.
@@ -455,9 +295,7 @@ pub(crate) fn encode_tensors(t: &Tensors) -> Vec<u8> {
     b
 }
 
-pub(crate) use crate::checks::{
-    check_model_bytes, check_outputs, check_publish, check_request, check_static,
-};
+pub(crate) use crate::checks::{check_model_bytes, check_publish, check_request, check_static};
 
 pub(crate) fn init_genesis(w: &WriteTransaction, g: &Genesis) -> Result<(), LedgerError> {
     let ex = Exec {
@@ -544,23 +382,20 @@ impl Ledger {
             TxBody::Result(res) => {
                 // Only the assigned executor of an open request may post
                 // (and so have the pool hold) a result for it.
-                let rid = res.request_id;
-                let record = self
-                    .request(&rid)
-                    .map_err(internal)?
-                    .ok_or_else(|| TxError::UnknownRequest(format!("{rid:#x}")))?;
-                match record.status {
-                    RequestStatus::Assigned { executor, .. } if executor == tx.from => Ok(()),
-                    RequestStatus::Assigned { executor, .. } => Err(TxError::InvalidResult(
-                        format!("request is assigned to {executor}, not {}", tx.from),
-                    )),
-                    other => Err(TxError::InvalidResult(format!(
-                        "request is not awaiting a result ({})",
-                        other.name()
-                    ))),
-                }
+                let record = self.open_request(&res.request_id)?;
+                awaiting(&record, &tx.from)
+            }
+            TxBody::Failure(f) => {
+                let record = self.open_request(&f.request_id)?;
+                check_failure(&record, &tx.from, f)
             }
         }
+    }
+
+    fn open_request(&self, rid: &B256) -> Result<RequestRecord, TxError> {
+        self.request(rid)
+            .map_err(|e| TxError::InvalidResult(format!("ledger unavailable: {e}")))?
+            .ok_or_else(|| TxError::UnknownRequest(format!("{rid:#x}")))
     }
 
     /// What `body` can take from its sender's balance, and what it pays
@@ -571,7 +406,7 @@ impl Ledger {
             TxBody::Transfer { amount, .. } => (fee.saturating_add(*amount), 0),
             TxBody::Infer(req) => (fee.saturating_add(req.max_fee), req.max_fee),
             TxBody::Publish { .. } => (fee, 0),
-            TxBody::Result(_) => (0, 0),
+            TxBody::Result(_) | TxBody::Failure(_) => (0, 0),
         }
     }
 

@@ -9,7 +9,9 @@ pub struct Params {
     /// Fee every client transaction pays (burned).
     pub tx_fee: Amount,
     /// Blocks an assigned request may wait for its result before it expires
-    /// and its escrow is refunded.
+    /// and its escrow is refunded. The first executor drawn has the first
+    /// half of it ([`Params::reassign_after`]); if it posts nothing, the
+    /// request is reassigned once, to another executor, for the rest.
     pub request_timeout: u64,
     /// Largest ONNX model accepted by publish.
     pub max_model_bytes: u64,
@@ -33,6 +35,15 @@ impl Default for Params {
             max_output_elements: 1 << 20,
             exact_params: Vec::new(),
         }
+    }
+}
+
+impl Params {
+    /// Blocks the first executor drawn for a request has before the
+    /// request is reassigned: half the request timeout (0, no reassignment,
+    /// when the timeout is under 2 blocks).
+    pub fn reassign_after(&self) -> u64 {
+        self.request_timeout / 2
     }
 }
 

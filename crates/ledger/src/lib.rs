@@ -1,5 +1,5 @@
 //! The deterministic ledger state machine: accounts, fees, models, inference
-//! requests, results and receipts, with a Merkle root over the state after
+//! requests, results, failure reports, reassignments and receipts, with a Merkle root over the state after
 //! every block, persisted in redb.
 //!
 //! It executes only finalized blocks, in height order, each in one atomic
@@ -9,6 +9,7 @@
 //! (zk proofs are checked through the [`ZkVerifier`] trait).
 
 mod apply;
+mod assign;
 mod checks;
 mod error;
 mod genesis;
@@ -16,10 +17,12 @@ mod memory_disk;
 mod models;
 mod query;
 mod records;
+mod settle;
 mod store;
 mod zk;
 
-pub use apply::{draw_executor, BlockOutcome};
+pub use apply::BlockOutcome;
+pub use assign::{draw_executor, draw_reassignment};
 pub use error::{LedgerError, TxError};
 pub use genesis::{Genesis, Params};
 pub use memory_disk::{MemoryBackend, MemoryDisk};

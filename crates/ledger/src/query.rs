@@ -1,8 +1,9 @@
 //! Read-only queries over the last committed state.
 
 use crate::{
-    apply::{account_key, model_key, name_key, request_key, Executors, EXECUTORS_KEY},
-    records::{Account, RequestRecord, RequestStatus, TxOutcome},
+    apply::{account_key, model_key, name_key, request_key, EXECUTORS_KEY},
+    assign::Executors,
+    records::{Account, RequestRecord, TxOutcome},
     store::{INPUTS, OPEN, OUTPUTS, PROOFS, STATE, TXS},
     Ledger, LedgerError,
 };
@@ -167,8 +168,7 @@ impl Ledger {
         let mut out = Vec::new();
         for id in ids {
             if let Some(rec) = self.request(&id)? {
-                if matches!(&rec.status, RequestStatus::Assigned { executor: e, .. } if e == executor)
-                {
+                if rec.status.assignee() == Some(executor) {
                     out.push((id, rec));
                 }
             }

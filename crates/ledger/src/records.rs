@@ -22,8 +22,10 @@ impl Canonical for Account {
 pub enum RequestStatus {
     /// Ordered, waiting for an executor to be drawn from a later block.
     Pending,
-    /// Assigned; the result is due by `deadline`. `seed` is the block seed
-    /// the executor was drawn with (see `draw_executor`).
+    /// Assigned; the result is due by `deadline` (half the request timeout
+    /// after the draw, see `Params::reassign_after`), after which the
+    /// request is reassigned once. `seed` is the block seed the executor
+    /// was drawn with (see `draw_executor`).
     Assigned {
         executor: Address,
         deadline: u64,
@@ -35,6 +37,17 @@ pub enum RequestStatus {
     Failed {
         reason: String,
     },
+    /// Reassigned once: `silent` posted nothing by its deadline, and
+    /// `executor` was drawn with `seed` from the other executors (see
+    /// `draw_reassignment`); the result is due by `deadline`, after which
+    /// the request expires. (Added last: the encodings of the states above
+    /// are unchanged.)
+    Reassigned {
+        executor: Address,
+        deadline: u64,
+        seed: BlockSeed,
+        silent: Address,
+    },
 }
 
 impl RequestStatus {
@@ -45,6 +58,16 @@ impl RequestStatus {
             RequestStatus::Assigned { .. } => "assigned",
             RequestStatus::Settled { .. } => "settled",
             RequestStatus::Failed { .. } => "failed",
+            RequestStatus::Reassigned { .. } => "reassigned",
+        }
+    }
+
+    /// The executor whose result (or failure report) is awaited, if any.
+    pub fn assignee(&self) -> Option<&Address> {
+        match self {
+            RequestStatus::Assigned { executor, .. }
+            | RequestStatus::Reassigned { executor, .. } => Some(executor),
+            _ => None,
         }
     }
 }

@@ -15,7 +15,7 @@
 //! - when the pool is full, a newcomer evicts the lowest-ranked transaction
 //!   (parked before ready, then by fee) only if it outranks it, and only a
 //!   sender's last transaction is ever evicted, so no run is broken;
-//! - results of assigned executors live in a reserve of their own
+//! - results and failure reports of assigned executors live in a reserve of their own
 //!   ([`MempoolLimits::max_results`]) that other transactions cannot fill,
 //!   and blocks take them first.
 //!
@@ -138,8 +138,10 @@ pub struct Mempool {
     limits: MempoolLimits,
 }
 
+/// Results and failure reports: what an assigned executor posts to end a
+/// request (they share the results' reserve).
 fn is_result(tx: &SignedTx) -> bool {
-    matches!(tx.tx.body, TxBody::Result(_))
+    matches!(tx.tx.body, TxBody::Result(_) | TxBody::Failure(_))
 }
 
 impl Mempool {

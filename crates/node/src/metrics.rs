@@ -17,6 +17,7 @@ pub struct Metrics {
     pub txs_failed: Counter,
     pub receipts: Counter,
     pub inferences_executed: Counter,
+    pub inferences_failed: Counter,
     pub http_requests: Counter,
 }
 
@@ -39,6 +40,7 @@ impl Default for Metrics {
             txs_failed: Counter::default(),
             receipts: Counter::default(),
             inferences_executed: Counter::default(),
+            inferences_failed: Counter::default(),
             http_requests: Counter::default(),
         };
         r.register(
@@ -72,6 +74,11 @@ impl Default for Metrics {
             "inferences_executed",
             "Inferences run by this node's executor",
             m.inferences_executed.clone(),
+        );
+        r.register(
+            "inferences_failed",
+            "Inferences this node's executor reported as failed",
+            m.inferences_failed.clone(),
         );
         r.register(
             "http_requests",

@@ -165,7 +165,7 @@ pub fn assemble_state(
     let executed = ledger.height().map_err(|e| start_err("ledger")(&e))?;
     let params = exact_params(genesis)?;
     let zk = Arc::new(crate::zk::ZkService::new(hub.clone(), params.clone()));
-    let engine: Arc<dyn verity_engine::Engine> = Arc::new(TractEngine::new(engine_limits));
+    let engine: Arc<dyn verity_engine::Engine> = Arc::new(TractEngine::new(engine_limits.clone()));
     let ledger = ledger
         .with_zk(zk.clone())
         .with_models(Arc::new(crate::hub_store::NodeModels {
@@ -177,7 +177,7 @@ pub fn assemble_state(
         hub,
         zk,
         engine,
-        exact: Arc::new(ExactEngine::new(params)),
+        exact: Arc::new(ExactEngine::with_limits(params, engine_limits)),
         chain,
         mempool: Mutex::new(Mempool::new(MempoolLimits::default())),
         executor,

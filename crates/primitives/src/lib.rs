@@ -7,6 +7,7 @@
 pub mod block;
 pub mod codec;
 pub mod error;
+pub mod failure;
 pub mod ids;
 pub mod keys;
 pub mod manifest;
@@ -19,6 +20,7 @@ pub mod tx;
 pub use alloy_primitives::{Address, B256};
 pub use block::{BlockHeader, BlockSeed, StateClaim};
 pub use error::{Error, TensorError};
+pub use failure::{FailureError, InferenceFailure};
 pub use ids::ModelId;
 pub use keys::{PrivateKey, Signature};
 pub use manifest::{Dim, ModelManifest, TensorSpec};

@@ -5,7 +5,7 @@
 use crate::{
     codec::Canonical,
     keys::{domain_digest, PrivateKey, Signature},
-    Address, Amount, Error, ModelId, ModelManifest, Tensors, B256,
+    Address, Amount, Error, InferenceFailure, ModelId, ModelManifest, Tensors, B256,
 };
 use borsh::{BorshDeserialize, BorshSerialize};
 use serde::{Deserialize, Serialize};
@@ -155,6 +155,9 @@ pub enum TxBody {
     },
     Infer(InferenceRequest),
     Result(InferenceResult),
+    /// An assigned executor reports that it could not run the request
+    /// (added last, so the encodings of the variants above are unchanged).
+    Failure(InferenceFailure),
 }
 
 impl TxBody {
@@ -164,6 +167,7 @@ impl TxBody {
             TxBody::Publish { .. } => "publish",
             TxBody::Infer(_) => "infer",
             TxBody::Result(_) => "result",
+            TxBody::Failure(_) => "failure",
         }
     }
 }
@@ -297,6 +301,33 @@ mod tests {
             format!("{:#x}", tx.id()),
             "0xac586aacaddd6e880bb0a9b94123120330392a34543c5b8eb354267994f6d9a0"
         );
+    }
+
+    #[test]
+    fn failure_encoding_vector() {
+        let key = PrivateKey::from_dev_seed("exec");
+        let tx = Tx {
+            chain_id: 7,
+            from: key.address(),
+            nonce: 3,
+            body: TxBody::Failure(InferenceFailure::signed(
+                &key,
+                B256::repeat_byte(1),
+                "execution exceeded the time limit of 30 s",
+            )),
+        };
+        // Pins the canonical encoding of a failure transaction (version 1,
+        // `TxBody` variant 4).
+        assert_eq!(tx.encode()[1 + 8 + 20 + 8], 4);
+        assert_eq!(
+            format!("{:#x}", tx.id()),
+            "0xecef706fbc3a130e361c80507b90b525e0dc706b72de65a7f8c34e6cd7c059a2"
+        );
+        let stx = tx.sign(&key);
+        assert_eq!(SignedTx::decode(&stx.encode()).unwrap(), stx);
+        let text = serde_json::to_string(&stx).unwrap();
+        assert!(text.contains(r#""failure":{"request_id""#), "{text}");
+        assert_eq!(serde_json::from_str::<SignedTx>(&text).unwrap(), stx);
     }
 
     #[test]

@@ -19,6 +19,13 @@ pub struct RunOptions {
     pub simd: bool,
     /// Worker threads for large convolutions and matrix products (1 = none).
     pub threads: usize,
+    /// Stop with `EngineError::LimitExceeded` at the first step (node) that
+    /// would start after this instant (checked between steps, as tract's
+    /// runner does; a step itself is not interrupted).
+    pub deadline: Option<std::time::Instant>,
+    /// Stop with `EngineError::LimitExceeded` when a step computes a tensor
+    /// of more elements than this.
+    pub max_tensor_elements: Option<usize>,
 }
 
 impl Default for RunOptions {
@@ -26,6 +33,8 @@ impl Default for RunOptions {
         Self {
             simd: true,
             threads: 1,
+            deadline: None,
+            max_tensor_elements: None,
         }
     }
 }

@@ -21,6 +21,7 @@ mod arith;
 mod bcast;
 mod compile;
 mod conv;
+mod engine;
 mod export;
 mod funcs;
 mod ir;
@@ -36,12 +37,13 @@ mod scan;
 mod tree;
 
 pub use arith::{dequantize, div_round, round_shift_i64};
+pub use engine::ExactEngine;
 pub use export::{
     softmax_exp_table, ExactConv, ExactGraph, ExactMatVec, ExactOp, ExactStep, ExactValue,
     ExactWindow,
 };
 pub use linalg::RunOptions;
-pub use run::{ExactEngine, ExactModel, ExactOutput};
+pub use run::{ExactModel, ExactOutput};
 
 /// Compile parameters of exact mode. Their canonical bytes
 /// ([`ExactParams::to_bytes`]) are part of the compiled model id.

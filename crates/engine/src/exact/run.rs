@@ -8,7 +8,7 @@ use crate::convert::{datum_type, validate_input};
 use crate::error::{chain, panic_message};
 use crate::lru::Lru;
 use crate::model::{self, ModelInfo};
-use crate::{Engine, EngineError};
+use crate::EngineError;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Mutex};
 use tract_onnx::pb::ModelProto;
@@ -393,6 +393,12 @@ pub(crate) fn execute(
         vals[*s] = Some(x);
     }
     for (i, step) in plan.steps.iter().enumerate() {
+        if opt.deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+            return Err(EngineError::LimitExceeded(format!(
+                "exact execution deadline exceeded before node `{}`",
+                step.name
+            )));
+        }
         let outs = {
             let ins: Vec<&XT> = step
                 .inputs
@@ -409,6 +415,18 @@ pub(crate) fn execute(
                 EngineError::Execution(format!("exact: node `{}` ({}): {e}", step.name, step.op))
             })?
         };
+        if let Some(max) = opt.max_tensor_elements {
+            if let Some(big) = outs
+                .iter()
+                .find(|o| o.shape.iter().product::<usize>() > max)
+            {
+                return Err(EngineError::LimitExceeded(format!(
+                    "node `{}` computed a tensor of {} elements, the limit is {max}",
+                    step.name,
+                    big.shape.iter().product::<usize>()
+                )));
+            }
+        }
         for (s, v) in step.outputs.iter().zip(outs) {
             vals[*s] = Some(v);
         }
@@ -538,62 +556,4 @@ fn tract_eval(plan: &Plan, step: &Step, op: &dyn TypedOp, x: &[&XT]) -> ops::R<V
         res.push(xt);
     }
     Ok(res)
-}
-
-/// An [`Engine`] running models in exact mode, with a bounded cache of
-/// compiled models keyed by the caller's model key.
-pub struct ExactEngine {
-    params: ExactParams,
-    models: Mutex<Lru<[u8; 32], Arc<ExactModel>>>,
-}
-
-impl std::fmt::Debug for ExactEngine {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ExactEngine")
-            .field("params", &self.params)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Default for ExactEngine {
-    fn default() -> Self {
-        Self::new(ExactParams::default())
-    }
-}
-
-impl ExactEngine {
-    /// An engine compiling with `params`.
-    pub fn new(params: ExactParams) -> Self {
-        Self {
-            params,
-            models: Mutex::new(Lru::new(16)),
-        }
-    }
-
-    /// The compiled model for `onnx` (whose content hash is `model_key`),
-    /// from the cache or compiled now.
-    pub fn model(&self, model_key: &[u8; 32], onnx: &[u8]) -> Result<Arc<ExactModel>, EngineError> {
-        if let Some(m) = lock(&self.models).get(model_key) {
-            return Ok(m);
-        }
-        let m = Arc::new(ExactModel::compile(onnx, &self.params)?);
-        lock(&self.models).insert(*model_key, m.clone());
-        Ok(m)
-    }
-}
-
-impl Engine for ExactEngine {
-    fn inspect(&self, onnx: &[u8]) -> Result<ModelInfo, EngineError> {
-        let m = ExactModel::compile(onnx, &self.params)?;
-        Ok(m.info().clone())
-    }
-
-    fn run(
-        &self,
-        model_key: &[u8; 32],
-        onnx: &[u8],
-        input: &Tensors,
-    ) -> Result<Tensors, EngineError> {
-        self.model(model_key, onnx)?.run(input)
-    }
 }

@@ -273,6 +273,19 @@ fn request_view(s: &NodeState, id: &B256) -> Result<Value, ApiError> {
             v["deadline"] = json!(deadline);
             v["draw_seed"] = json!(seed);
         }
+        RequestStatus::Reassigned {
+            executor,
+            deadline,
+            seed,
+            silent,
+        } => {
+            // Still awaiting a result, from a second executor.
+            v["status"] = json!("assigned");
+            v["executor"] = json!(executor);
+            v["deadline"] = json!(deadline);
+            v["draw_seed"] = json!(seed);
+            v["reassigned_from"] = json!(silent);
+        }
         RequestStatus::Failed { reason } => {
             v["status"] = json!("failed");
             v["final"] = json!(true);

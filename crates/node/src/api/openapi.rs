@@ -44,10 +44,10 @@ pub async fn document() -> Json<Value> {
             "/v1/models": {"get": op("List published model manifests", "200", &[])},
             "/v1/models/{id}": {"get": with_id(op("A model manifest by CID, name or name@version", "200", &["400", "404"]), "id", "CIDv1, name, or name@version")},
             "/v1/accounts/{addr}": {"get": with_id(op("Balance and nonces of an account", "200", &["400"]), "addr", "0x address")},
-            "/v1/txs": {"post": with_body(op("Submit any signed transaction (transfer, publish, infer)", "202", &tx_errors), "signed transaction")},
+            "/v1/txs": {"post": with_body(op("Submit any signed transaction (transfer, publish, infer; an assigned executor's result or failure report)", "202", &tx_errors), "signed transaction")},
             "/v1/txs/{id}": {"get": with_id(op("Status of a transaction", "200", &["400", "404"]), "id", "0x transaction id")},
             "/v1/infer": {"post": infer},
-            "/v1/requests/{id}": {"get": with_id(op("Status, outputs and receipt of an inference request", "200", &["400", "404"]), "id", "0x request id")},
+            "/v1/requests/{id}": {"get": with_id(op("Status (ordered; assigned, with executor, deadline and, once reassigned, reassigned_from; settled; failed, with the reason: an executor's reported error or expiry), outputs and receipt of an inference request", "200", &["400", "404"]), "id", "0x request id")},
             "/v1/receipts/{id}": {"get": with_id(op("The receipt bundle: receipt, input, output, Merkle proof, headers, finalization certificate", "200", &["400", "404"]), "id", "0x receipt id")},
             "/v1/roots/{height}": {"get": with_id(op("State root after a height, and the finalized header at that height", "200", &["404"]), "height", "block height")},
             "/metrics": {"get": op("Prometheus metrics", "200", &[])}
