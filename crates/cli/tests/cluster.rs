@@ -179,13 +179,25 @@ fn transactions_reach_every_validator_and_survive_their_entry_node() -> Result<(
             .sign(&key)
         })
         .collect();
-    // Sent to node 3 only, which is killed right after admitting them.
+    // Sent to node 3 only, which is then killed.
     for tx in &txs {
         let (code, body) = c.apis[3].post("/v1/txs", "application/octet-stream", tx.encode())?;
         assert!(code == 200 || code == 202, "{code} {body}");
     }
+    // The others hear of them by gossip (without it they never would)...
+    let start = std::time::Instant::now();
+    for tx in &txs {
+        loop {
+            let (code, _) = c.apis[1].get(&format!("/v1/txs/{:#x}", tx.id()))?;
+            if code == 200 {
+                break;
+            }
+            anyhow::ensure!(start.elapsed() < t, "{:#x} never reached node 1", tx.id());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    // ...and include them after their entry node is gone.
     c.kill9(3)?;
-    // The others got them by gossip and include them.
     let start = std::time::Instant::now();
     for tx in &txs {
         loop {
