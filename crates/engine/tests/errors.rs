@@ -396,3 +396,21 @@ fn exact_mode_runs_under_the_same_limits() {
     // Within limits, it runs.
     ExactEngine::default().run(&[9; 32], &cnn, &pixels).unwrap();
 }
+
+#[test]
+fn exact_compile_refusals_are_remembered() {
+    // Admission asks the exact engine about every exact request; a model
+    // that cannot compile must not be compiled again on every ask.
+    let engine = verity_engine::ExactEngine::default();
+    let bad = one_node("NoSuchOp", "", vec![]);
+    let first = engine.model(&[7; 32], &bad).unwrap_err();
+    assert_eq!(engine.compiles(), 1);
+    for _ in 0..5 {
+        assert_eq!(engine.model(&[7; 32], &bad).unwrap_err(), first);
+    }
+    assert_eq!(engine.compiles(), 1, "refusal served from the cache");
+    let good = one_node("Relu", "", vec![]);
+    engine.model(&[8; 32], &good).unwrap();
+    engine.model(&[8; 32], &good).unwrap();
+    assert_eq!(engine.compiles(), 2);
+}

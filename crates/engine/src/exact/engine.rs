@@ -23,6 +23,12 @@ pub struct ExactEngine {
     params: ExactParams,
     limits: Limits,
     models: Mutex<Lru<[u8; 32], Arc<ExactModel>>>,
+    /// Why recently refused models do not compile: a refusal is remembered
+    /// (bounded), so asking again for a model that cannot compile costs a
+    /// lookup, not a compile. Compiling is deterministic, so the answer
+    /// cannot change.
+    refusals: Mutex<Lru<[u8; 32], EngineError>>,
+    compiles: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for ExactEngine {
@@ -57,6 +63,8 @@ impl ExactEngine {
             params,
             limits,
             models: Mutex::new(Lru::new(16)),
+            refusals: Mutex::new(Lru::new(256)),
+            compiles: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -71,9 +79,27 @@ impl ExactEngine {
         if let Some(m) = lock(&self.models).get(model_key) {
             return Ok(m);
         }
-        let m = Arc::new(ExactModel::compile(onnx, &self.params)?);
-        lock(&self.models).insert(*model_key, m.clone());
-        Ok(m)
+        if let Some(e) = lock(&self.refusals).get(model_key) {
+            return Err(e);
+        }
+        self.compiles
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        match ExactModel::compile(onnx, &self.params) {
+            Ok(m) => {
+                let m = Arc::new(m);
+                lock(&self.models).insert(*model_key, m.clone());
+                Ok(m)
+            }
+            Err(e) => {
+                lock(&self.refusals).insert(*model_key, e.clone());
+                Err(e)
+            }
+        }
+    }
+
+    /// How many compiles this engine has run (cache misses).
+    pub fn compiles(&self) -> u64 {
+        self.compiles.load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 
