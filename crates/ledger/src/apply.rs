@@ -179,6 +179,11 @@ impl Exec<'_> {
                         .map_err(LedgerError::from)?;
                 }
                 self.publish(manifest)?;
+                // The once-per-model zk work happens here, at publish,
+                // where the bytes just became available to every node.
+                if let (Some(zk), Some(_)) = (self.zk, self.models) {
+                    self.zk_register(zk, &manifest.model_id)?;
+                }
                 Ok(None)
             }
             TxBody::Infer(req) => {

@@ -63,7 +63,27 @@ impl Exec<'_> {
             .ok_or_else(|| LedgerError::Corrupt("stored tensors".into()))
     }
 
-    /// The model's zk commitment, registering the model on first use.
+    /// Registers `model` for zk mode (its commitment, or why it cannot be
+    /// proven) in the state. Publishing does this once, right after the
+    /// model's bytes are stored, so that zk requests never pay for it.
+    pub(crate) fn zk_register(
+        &self,
+        zk: &dyn ZkVerifier,
+        model: &ModelId,
+    ) -> Result<ZkStatus, LedgerError> {
+        let registered =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| zk.register(model)))
+                .unwrap_or_else(|_| Ok(Err("the prover failed on this model".into())));
+        let st = match registered.map_err(LedgerError::Corrupt)? {
+            Ok(commitment) => ZkStatus::Ready { commitment },
+            Err(reason) => ZkStatus::Refused { reason },
+        };
+        self.put(&zk_key(model), &st)?;
+        Ok(st)
+    }
+
+    /// The model's zk commitment. Models published by transaction were
+    /// registered at publish; genesis models are registered on first use.
     pub(crate) fn zk_commitment(&self, model: &ModelId) -> Result<B256, Failure> {
         let status = match self.get::<ZkStatus>(&zk_key(model))? {
             Some(s) => s,
@@ -71,15 +91,7 @@ impl Exec<'_> {
                 let zk = self.zk.ok_or_else(|| {
                     TxError::UnsupportedMode("zk (no proof verifier on this node)".into())
                 })?;
-                let registered =
-                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| zk.register(model)))
-                        .unwrap_or_else(|_| Ok(Err("the prover failed on this model".into())));
-                let st = match registered.map_err(LedgerError::Corrupt)? {
-                    Ok(commitment) => ZkStatus::Ready { commitment },
-                    Err(reason) => ZkStatus::Refused { reason },
-                };
-                self.put(&zk_key(model), &st)?;
-                st
+                self.zk_register(zk, model)?
             }
         };
         match status {

@@ -561,3 +561,71 @@ fn a_lying_manifest_or_non_model_bytes_fail_in_block_execution_too() {
     // Both paid the fee.
     assert_eq!(l.account(&w.alice.address()).unwrap().balance, 10_000 - 20);
 }
+
+/// Counts registrations; every model is provable with a fixed commitment.
+#[derive(Default)]
+struct CountingZk {
+    registered: std::sync::atomic::AtomicUsize,
+}
+
+impl verity_ledger::ZkVerifier for CountingZk {
+    fn register(&self, _model: &ModelId) -> Result<Result<B256, String>, String> {
+        self.registered
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(Ok(B256::repeat_byte(0xc0)))
+    }
+
+    fn verify(
+        &self,
+        _commitment: &B256,
+        _compiled_model: &B256,
+        _input: &Tensors,
+        _output: &Tensors,
+        _proof: &[u8],
+    ) -> Result<(), String> {
+        Err("not in this test".into())
+    }
+}
+
+#[test]
+fn zk_registration_happens_once_at_publish() {
+    let mut w = World::new();
+    let zk = std::sync::Arc::new(CountingZk::default());
+    let l = w
+        .ledger()
+        .with_models(std::sync::Arc::new(TestStore::default()))
+        .with_zk(zk.clone());
+    let bytes = b"zk model".to_vec();
+    let m = manifest(&w.alice, &bytes, "zkm");
+    let publish = w.tx(
+        &w.alice,
+        0,
+        TxBody::Publish {
+            manifest: m.clone(),
+            onnx: bytes,
+        },
+    );
+    w.block(&l, &[publish]);
+    assert_eq!(zk.registered.load(std::sync::atomic::Ordering::SeqCst), 1);
+    assert_eq!(
+        l.zk_status(&m.model_id).unwrap(),
+        Some(verity_ledger::ZkStatus::Ready {
+            commitment: B256::repeat_byte(0xc0)
+        })
+    );
+    // A zk request for it does no registration work, at admission or in
+    // its block.
+    let req = w.tx(
+        &w.alice,
+        1,
+        TxBody::Infer(InferenceRequest {
+            model: m.model_id,
+            input: World::input([1.0, 2.0]),
+            mode: Mode::Zk,
+            max_fee: 500,
+        }),
+    );
+    l.check_tx(&req, 16).unwrap();
+    w.block(&l, &[req]);
+    assert_eq!(zk.registered.load(std::sync::atomic::Ordering::SeqCst), 1);
+}
