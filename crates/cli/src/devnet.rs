@@ -237,6 +237,12 @@ pub fn node_config(home: &Path, network: &NetworkFile) -> Result<NodeConfig> {
         api_listen: entry.api,
         executor,
         engine_limits: Limits::default(),
+        peer_apis: network
+            .nodes
+            .iter()
+            .filter(|n| n.public_key != me)
+            .map(|n| format!("http://{}", n.api))
+            .collect(),
     })
 }
 

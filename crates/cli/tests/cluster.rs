@@ -213,3 +213,47 @@ fn transactions_reach_every_validator_and_survive_their_entry_node() -> Result<(
     assert_eq!(bal["balance"], "5", "{bal}");
     Ok(())
 }
+
+#[test]
+fn a_lost_model_file_is_refetched_from_a_peer() -> Result<()> {
+    let c = Cluster::start(bin(), 2)?;
+    let t = Duration::from_secs(60);
+    for a in &c.apis {
+        a.wait_height(2, t)?;
+    }
+    let id = c.apis[0].ok("/v1/models/np_digits_cnn")?["model_id"]
+        .as_str()
+        .context("model_id")?
+        .to_string();
+    let file = c.home(1).join("hub").join(format!("{id}.onnx"));
+    let original = std::fs::read(&file)?;
+    std::fs::remove_file(&file)?;
+    // Nodes serve only their own copy to each other (no fetch loops).
+    let (code, _) = c.apis[1].get(&format!("/v1/models/{id}/onnx"))?;
+    assert_eq!(code, 404);
+    // Node 1 needs the bytes (exact-mode admission compiles the model): it
+    // fetches them from node 0, checks them and stores them again.
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples/models/refs/np_digits_cnn/sample_4.json");
+    let out = std::process::Command::new(bin())
+        .args([
+            "--node",
+            &c.apis[1].url,
+            "infer",
+            "np_digits_cnn",
+            "--mode",
+            "exact",
+        ])
+        .arg("--input-file")
+        .arg(&sample)
+        .args(["--json", "--timeout", "90"])
+        .env("VERITY_KEY", c.dev_key()?)
+        .output()?;
+    assert!(
+        out.status.success(),
+        "infer via node 1: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(std::fs::read(&file)?, original, "the file is back, intact");
+    Ok(())
+}

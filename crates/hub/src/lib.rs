@@ -20,6 +20,12 @@ pub enum HubError {
     NotFound(ModelId),
     #[error("model {id} on disk is corrupt (its bytes hash to {actual})")]
     Corrupt { id: ModelId, actual: ModelId },
+    #[error("model {id}: {local}, and fetching it from peers failed: {reason}")]
+    Refetch {
+        id: ModelId,
+        local: String,
+        reason: String,
+    },
     #[error("hub i/o at {path}: {source}")]
     Io {
         path: PathBuf,
@@ -27,10 +33,23 @@ pub enum HubError {
     },
 }
 
+/// Somewhere else a model's bytes can be had by id (other nodes). What it
+/// returns is checked against the id before it is stored or served.
+pub trait ModelSource: Send + Sync {
+    fn fetch(&self, id: &ModelId) -> Result<Vec<u8>, Box<dyn std::error::Error + Send + Sync>>;
+}
+
 /// A content-addressed directory of model files.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Hub {
     dir: PathBuf,
+    source: Option<std::sync::Arc<dyn ModelSource>>,
+}
+
+impl std::fmt::Debug for Hub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hub").field("dir", &self.dir).finish()
+    }
 }
 
 impl Hub {
@@ -41,7 +60,13 @@ impl Hub {
             path: dir.clone(),
             source,
         })?;
-        Ok(Self { dir })
+        Ok(Self { dir, source: None })
+    }
+
+    /// Refetches a missing or corrupt model from `source` on read.
+    pub fn with_source(mut self, source: std::sync::Arc<dyn ModelSource>) -> Self {
+        self.source = Some(source);
+        self
     }
 
     fn path(&self, id: &ModelId) -> PathBuf {
@@ -58,7 +83,7 @@ impl Hub {
     pub fn put(&self, bytes: &[u8]) -> Result<ModelId, HubError> {
         let id = ModelId::of_bytes(bytes);
         let path = self.path(&id);
-        if path.exists() && self.get(&id).is_ok() {
+        if path.exists() && self.get_local(&id).is_ok() {
             return Ok(id);
         }
         let io = |source| HubError::Io {
@@ -76,8 +101,38 @@ impl Hub {
         Ok(id)
     }
 
-    /// Reads a model and checks it against its id.
+    /// Reads a model and checks it against its id; a missing or corrupt
+    /// copy is fetched again from the source (other nodes), checked against
+    /// the id, and stored.
     pub fn get(&self, id: &ModelId) -> Result<Vec<u8>, HubError> {
+        let local = self.get_local(id);
+        let (Err(err @ (HubError::NotFound(_) | HubError::Corrupt { .. })), Some(source)) =
+            (&local, &self.source)
+        else {
+            return local;
+        };
+        match source.fetch(id) {
+            Ok(bytes) if ModelId::of_bytes(&bytes) == *id => {
+                self.put(&bytes)?;
+                Ok(bytes)
+            }
+            Ok(bytes) => Err(HubError::Refetch {
+                id: *id,
+                local: err.to_string(),
+                reason: format!("peers sent bytes of model {}", ModelId::of_bytes(&bytes)),
+            }),
+            Err(e) => Err(HubError::Refetch {
+                id: *id,
+                local: err.to_string(),
+                reason: e.to_string(),
+            }),
+        }
+    }
+
+    /// Reads a model from this store only (checked against its id), never
+    /// from peers: what this node serves to other nodes, so that two nodes
+    /// lacking a model never ask each other in a loop.
+    pub fn get_local(&self, id: &ModelId) -> Result<Vec<u8>, HubError> {
         let path = self.path(id);
         let bytes = match fs::read(&path) {
             Ok(b) => b,
@@ -117,5 +172,42 @@ mod tests {
         // Storing the model again repairs the corrupt copy.
         assert_eq!(hub.put(b"onnx bytes").unwrap(), id);
         assert_eq!(hub.get(&id).unwrap(), b"onnx bytes");
+    }
+
+    /// Serves fixed bytes for any id.
+    struct Peer(Vec<u8>);
+    impl ModelSource for Peer {
+        fn fetch(
+            &self,
+            _id: &ModelId,
+        ) -> Result<Vec<u8>, Box<dyn std::error::Error + Send + Sync>> {
+            Ok(self.0.clone())
+        }
+    }
+
+    #[test]
+    fn missing_or_corrupt_models_are_refetched_and_checked() {
+        let d = tempfile::tempdir().unwrap();
+        let plain = Hub::open(d.path()).unwrap();
+        let id = plain.put(b"model").unwrap();
+        let hub = plain
+            .clone()
+            .with_source(std::sync::Arc::new(Peer(b"model".to_vec())));
+        fs::remove_file(hub.path(&id)).unwrap();
+        assert!(matches!(plain.get(&id), Err(HubError::NotFound(_))));
+        assert_eq!(hub.get(&id).unwrap(), b"model", "refetched");
+        assert_eq!(plain.get(&id).unwrap(), b"model", "and stored again");
+        fs::write(hub.path(&id), b"tampered").unwrap();
+        assert_eq!(
+            hub.get(&id).unwrap(),
+            b"model",
+            "a corrupt copy is replaced"
+        );
+        // A peer serving other bytes is not believed.
+        let liar = plain.with_source(std::sync::Arc::new(Peer(b"other".to_vec())));
+        fs::remove_file(liar.path(&id)).unwrap();
+        let e = liar.get(&id).unwrap_err();
+        assert!(matches!(e, HubError::Refetch { .. }), "{e}");
+        assert!(!liar.contains(&id));
     }
 }

@@ -14,6 +14,7 @@ pub mod executor;
 pub mod hub_store;
 pub mod mempool;
 pub mod metrics;
+pub mod peer_models;
 pub mod service;
 pub mod state;
 pub mod zk;

@@ -43,6 +43,9 @@ pub struct NodeConfig {
     /// The executor key, when this node executes inferences.
     pub executor: Option<PrivateKey>,
     pub engine_limits: Limits,
+    /// Other validators' API URLs: a missing or corrupt model is fetched
+    /// again from them.
+    pub peer_apis: Vec<String>,
 }
 
 impl std::fmt::Debug for NodeConfig {
@@ -196,7 +199,13 @@ pub async fn start_node(cfg: NodeConfig) -> Result<RunningNode, NodeError> {
     std::fs::create_dir_all(&cfg.dir).map_err(|e| start_err("node dir")(&e))?;
     let ledger = Ledger::open(&cfg.dir.join("ledger.redb"), cfg.genesis.clone())
         .map_err(|e| start_err("ledger")(&e))?;
-    let hub = Hub::open(cfg.dir.join("hub")).map_err(|e| start_err("hub")(&e))?;
+    let mut hub = Hub::open(cfg.dir.join("hub")).map_err(|e| start_err("hub")(&e))?;
+    if !cfg.peer_apis.is_empty() {
+        hub = hub.with_source(Arc::new(crate::peer_models::PeerModels {
+            urls: cfg.peer_apis.clone(),
+            max_bytes: cfg.genesis.params.max_model_bytes,
+        }));
+    }
     for m in &cfg.genesis.models {
         if !hub.contains(&m.model_id) {
             return Err(NodeError::Start(format!(

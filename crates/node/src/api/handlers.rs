@@ -73,6 +73,30 @@ pub async fn model(State(s): S, Path(key): Path<String>) -> Result<Json<ModelMan
     Ok(Json(resolve(&s, &key)?))
 }
 
+/// A published model's ONNX bytes, from this node's Hub only (other nodes
+/// refetch missing models from here; see `verity_hub::Hub::get_local`).
+pub async fn model_bytes(
+    State(s): S,
+    Path(key): Path<String>,
+) -> Result<axum::response::Response, ApiError> {
+    let manifest = resolve(&s, &key)?;
+    let s2 = s.clone();
+    let bytes = tokio::task::spawn_blocking(move || s2.hub.get_local(&manifest.model_id))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(|e| match e {
+            verity_hub::HubError::NotFound(_) | verity_hub::HubError::Corrupt { .. } => {
+                ApiError::not_found("model_unavailable", e.to_string())
+            }
+            other => ApiError::internal(other),
+        })?;
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/octet-stream")],
+        bytes,
+    )
+        .into_response())
+}
+
 pub async fn account(State(s): S, Path(addr): Path<String>) -> Result<Json<Value>, ApiError> {
     let a = Address::from_str(&addr).map_err(|_| {
         ApiError::bad_request(

@@ -73,6 +73,7 @@ pub fn router(state: Arc<NodeState>) -> Router {
         .route("/v1/status", get(handlers::status))
         .route("/v1/models", get(handlers::models))
         .route("/v1/models/{id}", get(handlers::model))
+        .route("/v1/models/{id}/onnx", get(handlers::model_bytes))
         .route("/v1/accounts/{addr}", get(handlers::account))
         .route(
             "/v1/txs",

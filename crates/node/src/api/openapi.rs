@@ -43,6 +43,7 @@ pub async fn document() -> Json<Value> {
             "/v1/status": {"get": op("Height, finalized state root, validator set, identity", "200", &[])},
             "/v1/models": {"get": op("List published model manifests", "200", &[])},
             "/v1/models/{id}": {"get": with_id(op("A model manifest by CID, name or name@version", "200", &["400", "404"]), "id", "CIDv1, name, or name@version")},
+            "/v1/models/{id}/onnx": {"get": with_id(op("A published model's ONNX bytes from this node's own store (application/octet-stream)", "200", &["400", "404"]), "id", "CIDv1, name, or name@version")},
             "/v1/accounts/{addr}": {"get": with_id(op("Balance and nonces of an account", "200", &["400"]), "addr", "0x address")},
             "/v1/txs": {"post": with_body(op("Submit any signed transaction (transfer, publish, infer; an assigned executor's result or failure report)", "202", &tx_errors), "signed transaction")},
             "/v1/txs/{id}": {"get": with_id(op("Status of a transaction", "200", &["400", "404"]), "id", "0x transaction id")},
