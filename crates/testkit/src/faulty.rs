@@ -17,6 +17,11 @@ pub enum ZkLie {
     DamagedProof,
     /// Post the honest output with a proof for another input.
     OtherInput,
+    /// Read the proof's output at another scale: the proof file's copy of
+    /// the output layout claims one more fractional bit, and the posted
+    /// output is the proven integers read at that scale (attack 6 of issue
+    /// 9; only the layout's binding into the statement refuses it).
+    Rescaled,
 }
 
 /// The output and proof file a dishonest executor posts.
@@ -50,6 +55,26 @@ pub fn zk_lie(lie: ZkLie, output: &Tensors, proof: &[u8]) -> (Tensors, Vec<u8>) 
         ZkLie::OtherInput => {
             file.input[0] += 1;
             (output.clone(), file.to_bytes())
+        }
+        ZkLie::Rescaled => {
+            let mut rescaled = Tensors::default();
+            let mut at = 0;
+            for o in file.outputs.iter_mut() {
+                let n: usize = o.shape.iter().product();
+                let ints = &file.output[at..at + n];
+                at += n;
+                let data = match o.frac.as_mut() {
+                    Some(f) => {
+                        *f += 1;
+                        let scale = (-f64::from(*f)).exp2();
+                        TensorData::F64(ints.iter().map(|v| *v as f64 * scale).collect())
+                    }
+                    None => TensorData::I64(ints.to_vec()),
+                };
+                let t = Tensor::new(&o.name, o.shape.clone(), data).expect("tensor");
+                rescaled.0.insert(o.name.clone(), t);
+            }
+            (rescaled, file.to_bytes())
         }
     }
 }

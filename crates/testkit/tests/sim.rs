@@ -8,7 +8,10 @@ use commonware_p2p::simulated::Link;
 use commonware_runtime::{deterministic, Clock, Runner as _};
 use std::time::Duration;
 use verity_primitives::{Address, PrivateKey, SignedTx, Tx, TxBody, B256};
-use verity_testkit::sim::{check, lan, lossy, Attack, ByzantineApp, Ctx, Sim};
+use verity_testkit::{
+    faulty::ZkLie,
+    sim::{check, lan, lossy, Attack, Behaviour, ByzantineApp, Ctx, Sim},
+};
 
 /// A client that sends transfers round-robin to the validators.
 struct Client {
@@ -48,6 +51,24 @@ impl Client {
                 model: verity_primitives::ModelId::of_bytes(verity_testkit::sim::SIM_MODEL),
                 input,
                 mode: verity_primitives::Mode::Vanilla,
+                max_fee: 100,
+            }),
+        }
+        .sign(&self.key);
+        self.nonce += 1;
+        tx
+    }
+
+    /// A zk request for the genesis CNN.
+    fn zk_infer(&mut self, input: &verity_primitives::Tensors) -> SignedTx {
+        let tx = Tx {
+            chain_id: verity_testkit::sim::SIM_CHAIN,
+            from: self.key.address(),
+            nonce: self.nonce,
+            body: TxBody::Infer(verity_primitives::InferenceRequest {
+                model: verity_primitives::ModelId::of_bytes(verity_testkit::sim::SIM_ZK_MODEL),
+                input: input.clone(),
+                mode: verity_primitives::Mode::Zk,
                 max_fee: 100,
             }),
         }
@@ -451,7 +472,109 @@ fn failing_disk(seed: u64) -> Figures {
     })
 }
 
+/// Executors at validators 2 and 3 post zk results read at another scale
+/// (attack 6): nothing may settle that differs from the honest output.
+fn lying_prover(seed: u64) -> Figures {
+    runner(seed).start(|context| async move {
+        let executors = vec![
+            Some(Behaviour::Honest),
+            Some(Behaviour::Honest),
+            Some(Behaviour::Lying(ZkLie::Rescaled)),
+            Some(Behaviour::Lying(ZkLie::Rescaled)),
+        ];
+        let sim = Sim::start_with_executors(
+            context.clone(),
+            4,
+            seed,
+            lan(),
+            &clients(),
+            vec![None; 4],
+            executors,
+        )
+        .await;
+        let file: serde_json::Value =
+            serde_json::from_str(include_str!("../../../examples/bench/bench_cnn.ref0.json"))
+                .expect("sample");
+        let input = verity_primitives::Tensors::from_json(&file["inputs"]).expect("input");
+        let model = verity_primitives::ModelId::of_bytes(verity_testkit::sim::SIM_ZK_MODEL);
+        let (honest, _) = sim.state(0).zk.prove(&model, &input).expect("honest proof");
+        let mut client = Client::new("honest");
+        let mut ids = Vec::new();
+        for k in 0..6 {
+            let tx = client.zk_infer(&input);
+            ids.push(tx.id());
+            sim.submit(k % 4, tx).expect("admitted");
+            context.sleep(Duration::from_millis(300)).await;
+        }
+        // Every request ends: settled, or failed after the liars held it.
+        let start = context.current();
+        loop {
+            let open = ids.iter().any(|id| {
+                sim.state(0)
+                    .ledger
+                    .request(id)
+                    .ok()
+                    .flatten()
+                    .is_some_and(|r| {
+                        !matches!(
+                            r.status,
+                            verity_ledger::RequestStatus::Settled { .. }
+                                | verity_ledger::RequestStatus::Failed { .. }
+                        )
+                    })
+            });
+            if !open {
+                break;
+            }
+            assert!(
+                context.current().duration_since(start).unwrap_or_default()
+                    < Duration::from_secs(300),
+                "zk requests did not end"
+            );
+            context.sleep(Duration::from_millis(200)).await;
+        }
+        let mut settled = 0;
+        for id in &ids {
+            let rec = sim.state(0).ledger.request(id).unwrap().unwrap();
+            if let verity_ledger::RequestStatus::Settled { receipt_id } = rec.status {
+                let receipt = sim.state(0).ledger.receipt(&receipt_id).unwrap().unwrap();
+                assert_eq!(
+                    receipt.output_hash,
+                    honest.hash(),
+                    "a zk result other than the honest output settled"
+                );
+                settled += 1;
+            }
+        }
+        assert!(settled > 0, "honest executors settled some requests");
+        let lies: Vec<B256> = [2, 3]
+            .iter()
+            .flat_map(|&i| sim.nodes[i].submitted.lock().unwrap().clone())
+            .collect();
+        assert!(!lies.is_empty(), "the liars were drawn and lied");
+        for lie in &lies {
+            let outcome = sim.state(0).ledger.tx_outcome(lie).unwrap();
+            assert!(
+                outcome.as_ref().is_none_or(|o| o.error.is_some()),
+                "a lie was applied: {outcome:?}"
+            );
+        }
+        check::agreement(&sim, &[0, 1, 2, 3]).expect("agreement");
+        Figures {
+            roots: check::roots(&sim, 0),
+            auditor: context.auditor().state(),
+            max_delay: 0,
+            recovery_ms: None,
+        }
+    })
+}
+
 const FAST_SEEDS: [u64; 2] = [1, 2];
+
+#[test]
+fn a_lying_prover_never_settles() {
+    lying_prover(1);
+}
 
 #[test]
 fn a_failing_disk_halts_the_node_until_it_restarts() {
@@ -527,6 +650,7 @@ fn full_sweep() {
         ("crashes", Box::new(crashes)),
         ("spam", Box::new(spam)),
         ("failing-disk", Box::new(failing_disk)),
+        ("lying-prover", Box::new(lying_prover)),
         (
             "unpaid-proposer",
             Box::new(|s| steady(s, lan(), Some(Attack::UnpaidTransactions))),

@@ -13,6 +13,7 @@
 
 pub mod byzantine;
 pub mod check;
+pub mod executor;
 
 use commonware_consensus::marshal;
 use commonware_p2p::{
@@ -40,6 +41,7 @@ use verity_node::{
 use verity_primitives::{Address, PrivateKey};
 
 pub use byzantine::{Attack, ByzantineApp};
+pub use executor::{Behaviour, Submitted};
 
 /// The runtime context of a simulation.
 pub type Ctx = deterministic::Context;
@@ -58,18 +60,27 @@ pub const CLIENT_FUNDS: u128 = 1_000_000_000;
 /// regression example, 4 float inputs).
 pub const SIM_MODEL: &[u8] = include_bytes!("../../../../examples/models/sk_iris_logreg.onnx");
 
+/// The provable model published at genesis (the benchmark CNN): zk
+/// requests in the simulation use it.
+pub const SIM_ZK_MODEL: &[u8] = include_bytes!("../../../../examples/bench/bench_cnn.onnx");
+
 /// The manifest of [`SIM_MODEL`], from the real engine's inspection.
 pub fn sim_model_manifest() -> verity_primitives::ModelManifest {
+    manifest_of("iris", SIM_MODEL)
+}
+
+/// The manifest of `bytes`, from the real engine's inspection.
+pub fn manifest_of(name: &str, bytes: &[u8]) -> verity_primitives::ModelManifest {
     use verity_engine::Engine;
     let info = verity_engine::TractEngine::new(verity_engine::Limits::default())
-        .inspect(SIM_MODEL)
+        .inspect(bytes)
         .expect("the example model loads");
     verity_primitives::ModelManifest {
-        model_id: verity_primitives::ModelId::of_bytes(SIM_MODEL),
-        name: "iris".into(),
+        model_id: verity_primitives::ModelId::of_bytes(bytes),
+        name: name.into(),
         version: "1".into(),
         description: String::new(),
-        size: SIM_MODEL.len() as u64,
+        size: bytes.len() as u64,
         inputs: info.inputs,
         outputs: info.outputs,
         ops: info.ops,
@@ -88,7 +99,7 @@ pub fn sim_genesis(clients: &[Address], executors: &[Address]) -> Genesis {
         },
         accounts: clients.iter().map(|a| (*a, CLIENT_FUNDS)).collect(),
         executors: executors.to_vec(),
-        models: vec![sim_model_manifest()],
+        models: vec![sim_model_manifest(), manifest_of("cnn", SIM_ZK_MODEL)],
     }
 }
 
@@ -104,6 +115,10 @@ pub struct SimNode {
     generation: usize,
     /// The attack this validator runs when it proposes, if any.
     pub attack: Option<Attack>,
+    /// This validator's executor, if it runs one.
+    pub executor: Option<Behaviour>,
+    /// The result transactions its executor submitted.
+    pub submitted: Submitted,
 }
 
 /// A simulated network.
@@ -126,6 +141,20 @@ impl Sim {
         link: Link,
         clients: &[Address],
         attacks: Vec<Option<Attack>>,
+    ) -> Self {
+        Self::start_with_executors(context, n, seed, link, clients, attacks, vec![]).await
+    }
+
+    /// As [`Sim::start`], with validator `i` running an executor that
+    /// behaves as `behaviours[i]` (none where absent).
+    pub async fn start_with_executors(
+        context: Ctx,
+        n: usize,
+        seed: u64,
+        link: Link,
+        clients: &[Address],
+        attacks: Vec<Option<Attack>>,
+        behaviours: Vec<Option<Behaviour>>,
     ) -> Self {
         let (network, oracle) = Network::new(
             context.with_label("network"),
@@ -164,6 +193,8 @@ impl Sim {
                 aux: Vec::new(),
                 generation: 0,
                 attack: attacks.get(i).cloned().flatten(),
+                executor: behaviours.get(i).copied().flatten(),
+                submitted: Submitted::default(),
             });
             sim.start_node(i).await;
         }
@@ -211,6 +242,7 @@ impl Sim {
         let chain = ChainStore::open_on(&node.chain_disk).expect("chain store");
         let hub = Hub::open(node.hub_dir.path()).expect("hub");
         hub.put(SIM_MODEL).expect("genesis model");
+        hub.put(SIM_ZK_MODEL).expect("genesis model");
         let info = NodeInfo {
             chain_id: SIM_CHAIN,
             identity: self.identity.identity_hex(),
@@ -313,9 +345,16 @@ impl Sim {
                     .1
             }
         };
+        node.aux = vec![admitter, gossip_task];
+        if let Some(behaviour) = node.executor {
+            let (state, submitted) = (state.clone(), node.submitted.clone());
+            node.aux
+                .push(context.with_label("executor").spawn(move |ctx| {
+                    executor::run(ctx, state, executor_key(i), behaviour, submitted)
+                }));
+        }
         node.state = Some(state);
         node.task = Some(task);
-        node.aux = vec![admitter, gossip_task];
     }
 
     /// Crashes validator `i`: its tasks stop and its disks lose whatever
@@ -384,8 +423,7 @@ impl Sim {
     }
 }
 
-/// The executor key of validator `i` (executors are not run in the
-/// simulation yet; the keys make draws meaningful).
+/// The executor key of validator `i`.
 pub fn executor_key(i: usize) -> PrivateKey {
     PrivateKey::from_dev_seed(&format!("sim-executor-{i}"))
 }
