@@ -58,6 +58,7 @@ fn assert_same_roots(apis: &[&Api], upto: u64) -> Result<()> {
 
 #[test]
 fn four_validators_agree_survive_a_kill_and_catch_up() -> Result<()> {
+    let _serial = verity_testkit::serial();
     let mut c = Cluster::start(bin(), 4)?;
     let t = Duration::from_secs(60);
     for a in &c.apis {
@@ -128,6 +129,7 @@ fn four_validators_agree_survive_a_kill_and_catch_up() -> Result<()> {
 
 #[test]
 fn kill9_loses_nothing_reported_final() -> Result<()> {
+    let _serial = verity_testkit::serial();
     let mut c = Cluster::start(bin(), 1)?;
     let api = c.apis[0].clone();
     let mut receipts = Vec::new();
@@ -155,6 +157,7 @@ fn kill9_loses_nothing_reported_final() -> Result<()> {
 
 #[test]
 fn transactions_reach_every_validator_and_survive_their_entry_node() -> Result<()> {
+    let _serial = verity_testkit::serial();
     use verity_primitives::{codec::Canonical, Address, Tx, TxBody};
     let mut c = Cluster::start(bin(), 4)?;
     let t = Duration::from_secs(60);
@@ -216,6 +219,7 @@ fn transactions_reach_every_validator_and_survive_their_entry_node() -> Result<(
 
 #[test]
 fn a_lost_model_file_is_refetched_from_a_peer() -> Result<()> {
+    let _serial = verity_testkit::serial();
     let c = Cluster::start(bin(), 2)?;
     let t = Duration::from_secs(60);
     for a in &c.apis {

@@ -22,6 +22,7 @@ fn bin() -> &'static Path {
 
 #[test]
 fn a_failed_execution_reaches_the_client_quickly_with_the_engine_error() -> Result<()> {
+    let _serial = verity_testkit::serial();
     let c = Cluster::start(bin(), 1)?;
     // Admission checks the schema; only exact execution finds the value
     // outside the fixed-point range.
@@ -53,6 +54,7 @@ fn a_failed_execution_reaches_the_client_quickly_with_the_engine_error() -> Resu
 
 #[test]
 fn with_a_validator_killed_every_request_settles() -> Result<()> {
+    let _serial = verity_testkit::serial();
     let mut c = Cluster::start(bin(), 4)?;
     let t = Duration::from_secs(60);
     for a in &c.apis {

@@ -17,6 +17,14 @@ pub mod sim;
 
 pub use verity_node::free_ports;
 
+/// Serializes the tests of one test binary that start multi-validator
+/// clusters: on a 2-core machine several 4-validator networks at once starve
+/// each other's consensus timeouts. Hold the guard for the whole test.
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// A blocking HTTP client for one node.
 #[derive(Clone, Debug)]
 pub struct Api {
