@@ -58,12 +58,21 @@ impl ZkService {
 }
 
 impl ZkVerifier for ZkService {
+    /// Computes the commitment without keeping the prover: every publish
+    /// registers its model, and keeping a prover per published model would
+    /// let publishers grow every validator's memory; the executor's
+    /// [`ZkService::prove`] keeps the ones it uses.
     fn register(&self, model: &ModelId) -> Result<Result<B256, String>, String> {
-        let r = self.registered(model)?;
-        Ok(match r.as_ref() {
-            Ok(p) => Ok(B256::from(p.commitment().digest())),
-            Err(e) => Err(e.clone()),
-        })
+        if let Some(r) = self.provers.lock().expect("zk lock").get(model) {
+            return Ok(match r.as_ref() {
+                Ok(p) => Ok(B256::from(p.commitment().digest())),
+                Err(e) => Err(e.clone()),
+            });
+        }
+        let onnx = self.hub.get(model).map_err(|e| e.to_string())?;
+        Ok(OnnxProver::register_with(&onnx, &self.params)
+            .map(|p| B256::from(p.commitment().digest()))
+            .map_err(|e| e.to_string()))
     }
 
     fn verify(
