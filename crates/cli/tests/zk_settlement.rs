@@ -99,8 +99,8 @@ fn wrong_zk_results_are_refused_and_the_honest_proof_settles() {
         RequestStatus::Assigned { .. }
     ));
     let commitment = match zk.register(&manifest.model_id).unwrap() {
-        Ok(c) => c,
-        Err(e) => panic!("{e}"),
+        verity_ledger::Registration::Ready(c) => c,
+        verity_ledger::Registration::Refused(e) => panic!("{e}"),
     };
     let (output, proof) = zk.prove(&manifest.model_id, &input).unwrap();
     // Every refused result uses a nonce (failed transactions pay).

@@ -84,6 +84,8 @@ pub enum LedgerError {
     Genesis(String),
     #[error(transparent)]
     ModelStore(#[from] crate::ModelStoreError),
+    #[error(transparent)]
+    Zk(#[from] crate::ZkError),
 }
 
 macro_rules! from_redb {

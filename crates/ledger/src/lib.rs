@@ -30,4 +30,4 @@ pub use models::{InspectError, ModelOracle, ModelShape, ModelStoreError};
 pub use query::ReceiptProof;
 pub use records::{Account, RequestRecord, RequestStatus, TxOutcome};
 pub use store::Ledger;
-pub use zk::{ZkStatus, ZkVerifier};
+pub use zk::{Registration, ZkError, ZkStatus, ZkVerifier};

@@ -98,7 +98,7 @@ impl Exec<'_> {
                 let verdict = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                     zk.verify(&commitment, &compiled, &input, &res.output, proof)
                 }))
-                .unwrap_or_else(|_| Err("the proof verifier failed on this proof".into()));
+                .unwrap_or(Err(crate::ZkError::Panicked));
                 verdict.map_err(|e| TxError::InvalidResult(format!("zk proof rejected: {e}")))?;
                 self.w
                     .open_table(ZK_PROOFS)?

@@ -13,10 +13,10 @@ use verity_primitives::{codec::Canonical, ModelId, Tensors, B256};
 /// Registers models for zk mode and verifies proofs. Both must be deterministic: every
 /// validator calls them while executing the same block.
 pub trait ZkVerifier: Send + Sync {
-    /// The digest of `model`'s zk model commitment (`Ok(Ok(digest))`), or why the proof
-    /// system cannot cover it (`Ok(Err(reason))`, naming the operators). `Err` is a local
-    /// failure (the model's bytes cannot be read), which must not become state.
-    fn register(&self, model: &ModelId) -> Result<Result<B256, String>, String>;
+    /// The digest of `model`'s zk model commitment, or why the proof system cannot cover
+    /// it (naming the operators). `Err` is a local failure (the model's bytes cannot be
+    /// read), which must not become state.
+    fn register(&self, model: &ModelId) -> Result<Registration, ZkError>;
 
     /// Checks a proof file: its commitment is `commitment`, its compiled model is
     /// `compiled_model`, its statement is exact mode's `input` and `output`, and the proof
@@ -28,7 +28,39 @@ pub trait ZkVerifier: Send + Sync {
         input: &Tensors,
         output: &Tensors,
         proof: &[u8],
-    ) -> Result<(), String>;
+    ) -> Result<(), ZkError>;
+}
+
+/// What registering a model for zk mode found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Registration {
+    /// Provable; the digest of its model commitment.
+    Ready(B256),
+    /// Not provable, and why (the prover's reason, naming the operators).
+    Refused(String),
+}
+
+/// A failure at the zk boundary, with the prover's own error as its source.
+#[derive(Debug, thiserror::Error)]
+pub enum ZkError {
+    /// This node cannot read the model's bytes (a local fault, never state).
+    #[error("the model's bytes cannot be read: {0}")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The proof does not check.
+    #[error("{0}")]
+    Rejected(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The prover or verifier panicked on this model or proof.
+    #[error("the proof system failed on this model or proof")]
+    Panicked,
+}
+
+impl From<Registration> for ZkStatus {
+    fn from(r: Registration) -> Self {
+        match r {
+            Registration::Ready(commitment) => ZkStatus::Ready { commitment },
+            Registration::Refused(reason) => ZkStatus::Refused { reason },
+        }
+    }
 }
 
 /// A model's zk registration, stored under `zk/<model>`.
@@ -73,11 +105,8 @@ impl Exec<'_> {
     ) -> Result<ZkStatus, LedgerError> {
         let registered =
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| zk.register(model)))
-                .unwrap_or_else(|_| Ok(Err("the prover failed on this model".into())));
-        let st = match registered.map_err(LedgerError::Corrupt)? {
-            Ok(commitment) => ZkStatus::Ready { commitment },
-            Err(reason) => ZkStatus::Refused { reason },
-        };
+                .unwrap_or_else(|_| Ok(Registration::Refused(ZkError::Panicked.to_string())));
+        let st = ZkStatus::from(registered?);
         self.put(&zk_key(model), &st)?;
         Ok(st)
     }
@@ -111,10 +140,7 @@ impl Ledger {
                 let zk = self.zk.as_ref().ok_or_else(|| {
                     TxError::UnsupportedMode("zk (no proof verifier on this node)".into())
                 })?;
-                match zk.register(model).map_err(internal)? {
-                    Ok(commitment) => ZkStatus::Ready { commitment },
-                    Err(reason) => ZkStatus::Refused { reason },
-                }
+                ZkStatus::from(zk.register(model).map_err(|e| internal(e.to_string()))?)
             }
         };
         match status {

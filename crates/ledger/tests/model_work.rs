@@ -167,10 +167,13 @@ struct CountingZk {
 }
 
 impl verity_ledger::ZkVerifier for CountingZk {
-    fn register(&self, _model: &ModelId) -> Result<Result<B256, String>, String> {
+    fn register(
+        &self,
+        _model: &ModelId,
+    ) -> Result<verity_ledger::Registration, verity_ledger::ZkError> {
         self.registered
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        Ok(Ok(B256::repeat_byte(0xc0)))
+        Ok(verity_ledger::Registration::Ready(B256::repeat_byte(0xc0)))
     }
 
     fn verify(
@@ -180,8 +183,8 @@ impl verity_ledger::ZkVerifier for CountingZk {
         _input: &Tensors,
         _output: &Tensors,
         _proof: &[u8],
-    ) -> Result<(), String> {
-        Err("not in this test".into())
+    ) -> Result<(), verity_ledger::ZkError> {
+        Err(verity_ledger::ZkError::Rejected("not in this test".into()))
     }
 }
 

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use verity_engine::ExactParams;
 use verity_hub::Hub;
-use verity_ledger::ZkVerifier;
+use verity_ledger::{Registration, ZkError, ZkVerifier};
 use verity_primitives::{ModelId, Tensors, B256};
 use verity_prover::{OnnxProver, ProofFile};
 
@@ -62,17 +62,21 @@ impl ZkVerifier for ZkService {
     /// registers its model, and keeping a prover per published model would
     /// let publishers grow every validator's memory; the executor's
     /// [`ZkService::prove`] keeps the ones it uses.
-    fn register(&self, model: &ModelId) -> Result<Result<B256, String>, String> {
+    fn register(&self, model: &ModelId) -> Result<Registration, ZkError> {
         if let Some(r) = self.provers.lock().expect("zk lock").get(model) {
             return Ok(match r.as_ref() {
-                Ok(p) => Ok(B256::from(p.commitment().digest())),
-                Err(e) => Err(e.clone()),
+                Ok(p) => Registration::Ready(B256::from(p.commitment().digest())),
+                Err(e) => Registration::Refused(e.clone()),
             });
         }
-        let onnx = self.hub.get(model).map_err(|e| e.to_string())?;
-        Ok(OnnxProver::register_with(&onnx, &self.params)
-            .map(|p| B256::from(p.commitment().digest()))
-            .map_err(|e| e.to_string()))
+        let onnx = self
+            .hub
+            .get(model)
+            .map_err(|e| ZkError::Unavailable(Box::new(e)))?;
+        Ok(match OnnxProver::register_with(&onnx, &self.params) {
+            Ok(p) => Registration::Ready(B256::from(p.commitment().digest())),
+            Err(e) => Registration::Refused(e.to_string()),
+        })
     }
 
     fn verify(
@@ -82,15 +86,17 @@ impl ZkVerifier for ZkService {
         input: &Tensors,
         output: &Tensors,
         proof: &[u8],
-    ) -> Result<(), String> {
-        verify_file(
-            commitment,
-            compiled_model,
+    ) -> Result<(), ZkError> {
+        ProofFile::verify_settlement(
+            proof,
+            &commitment.0,
+            &compiled_model.0,
             input,
             output,
-            proof,
-            self.params.frac_bits,
+            i32::from(self.params.frac_bits),
         )
+        .map(|_| ())
+        .map_err(|e| ZkError::Rejected(Box::new(e)))
     }
 }
 
